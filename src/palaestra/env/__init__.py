@@ -1,0 +1,52 @@
+"""The environment contract, registry, wrappers and conformance checker.
+
+See ``palaestra/env/_core.py`` for the exact semantics of every method.
+"""
+
+from palaestra.env._checker import CheckReport, EnvCheckError, check_env
+from palaestra.env._core import (
+    DIFFICULTIES,
+    SPLITS,
+    Difficulty,
+    Environment,
+    EnvError,
+    InvalidKind,
+    Observation,
+    ResetNeeded,
+    Split,
+    StateSnapshotMixin,
+    Task,
+)
+from palaestra.env._registry import ENTRY_POINT_GROUP, EnvSpec, make, register, registry, spec, tasks
+from palaestra.env._toy import ToyEnv
+from palaestra.env._wrappers import PERTURBATIONS, Perturb, Perturbation, StepLimit, Wrapper
+
+__all__ = [
+    "DIFFICULTIES",
+    "ENTRY_POINT_GROUP",
+    "PERTURBATIONS",
+    "SPLITS",
+    "CheckReport",
+    "Difficulty",
+    "EnvCheckError",
+    "EnvError",
+    "EnvSpec",
+    "Environment",
+    "InvalidKind",
+    "Observation",
+    "Perturb",
+    "Perturbation",
+    "ResetNeeded",
+    "Split",
+    "StateSnapshotMixin",
+    "StepLimit",
+    "Task",
+    "ToyEnv",
+    "Wrapper",
+    "check_env",
+    "make",
+    "register",
+    "registry",
+    "spec",
+    "tasks",
+]

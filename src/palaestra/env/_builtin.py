@@ -1,0 +1,12 @@
+"""Registrations of the environment families that ship with Palaestra."""
+
+from __future__ import annotations
+
+from palaestra.env._registry import register
+
+
+def register_builtin() -> None:
+    register("shop-v1", "palaestra.env.families.shop:ShopEnv", max_episode_steps=30)
+    register("house-v1", "palaestra.env.families.house:HouseEnv", max_episode_steps=50)
+    register("toolqa-v1", "palaestra.env.families.toolqa:ToolQAEnv", max_episode_steps=20)
+    register("maze-v1", "palaestra.env.families.maze:MazeEnv", max_episode_steps=100)

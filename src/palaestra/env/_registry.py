@@ -1,0 +1,194 @@
+"""The environment registry: versioned string ids → environment factories.
+
+``register("shop-v1", "palaestra.env.families.shop:ShopEnv")`` binds an id to
+an entry point (a ``"module:attr"`` string, imported only when the id is
+made, or a callable). An id's meaning never changes: a changed world gets a
+new version (``shop-v2``), and re-registering an id with a different entry
+point is an error unless ``override=True``.
+
+Third-party packages register environments through the ``palaestra.envs``
+entry-point group: each entry point names a function, called once on first
+use of the registry, that calls :func:`register`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import JsonValue
+
+from palaestra.env._core import DIFFICULTIES, SPLITS, Difficulty, Environment, Split, Task
+from palaestra.env._wrappers import Perturb, Perturbation, StepLimit
+
+ENTRY_POINT_GROUP = "palaestra.envs"
+_ID_RE = re.compile(r"^(?:[\w.]+/)?[a-z0-9][\w.-]*-v\d+$")
+
+EnvFactory = Callable[..., Environment]
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What ``make(id)`` builds."""
+
+    id: str
+    entry_point: str | EnvFactory
+    max_episode_steps: int | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
+    #: Where the registration came from (``"palaestra"`` or an entry point's package).
+    source: str = "palaestra"
+
+    @property
+    def family(self) -> str:
+        return self.id.rsplit("-v", 1)[0]
+
+    def load(self) -> EnvFactory:
+        if callable(self.entry_point):
+            return self.entry_point
+        module_name, _, attr = self.entry_point.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise ImportError(
+                f"environment {self.id!r} needs {module_name!r}, which failed to import: {e}"
+            ) from e
+        obj = module
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj  # pyright: ignore[reportReturnType]
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+_plugins_loaded = False
+
+
+def register(
+    id: str,
+    entry_point: str | EnvFactory,
+    *,
+    max_episode_steps: int | None = None,
+    kwargs: dict[str, Any] | None = None,
+    override: bool = False,
+    source: str = "palaestra",
+) -> EnvSpec:
+    """Register an environment under a versioned id such as ``"shop-v1"`` or ``"acme/kitchen-v2"``."""
+    if not _ID_RE.match(id):
+        raise ValueError(
+            f"environment id {id!r} is not versioned: use lower-case 'name-vN' "
+            "(optionally 'namespace/name-vN'), e.g. 'shop-v1'"
+        )
+    if isinstance(entry_point, str) and ":" not in entry_point:
+        raise ValueError(f"entry_point {entry_point!r} must look like 'package.module:ClassName'")
+    spec = EnvSpec(id, entry_point, max_episode_steps, dict(kwargs or {}), source)
+    old = _REGISTRY.get(id)
+    if old is not None and not override and (old.entry_point, old.kwargs) != (
+        spec.entry_point,
+        spec.kwargs,
+    ):
+        raise ValueError(
+            f"environment id {id!r} is already registered to {old.entry_point!r}; ids never change "
+            "meaning: register a new version (e.g. bump -vN), or pass override=True"
+        )
+    _REGISTRY[id] = spec
+    return spec
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from palaestra.env._builtin import register_builtin
+
+    register_builtin()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()()  # the plugin's function calls register(..., source=its package)
+        except Exception as e:  # a broken plugin must not break the built-in envs
+            warnings.warn(
+                f"palaestra.envs entry point {ep.name!r} ({ep.value}) failed to load: {e}",
+                stacklevel=2,
+            )
+
+
+def registry() -> dict[str, EnvSpec]:
+    """All registered environments, by id (built-ins and plugins)."""
+    _load_plugins()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def spec(id: str) -> EnvSpec:
+    """The registration of ``id``; a clear error with close matches when unknown."""
+    reg = registry()
+    if id in reg:
+        return reg[id]
+    family = id.rsplit("-v", 1)[0]
+    versions = [k for k in reg if k.rsplit("-v", 1)[0] == family]
+    hint = f" Registered versions of {family!r}: {versions}." if versions else ""
+    raise KeyError(f"no environment {id!r}.{hint} Known ids: {', '.join(reg) or '(none)'}")
+
+
+def make(
+    id: str,
+    *,
+    max_episode_steps: int | None = None,
+    perturbations: Sequence[Perturbation] | None = None,
+    perturbation_seed: int = 0,
+    **kwargs: Any,
+) -> Environment:
+    """Build the environment registered as ``id``.
+
+    ``max_episode_steps`` overrides the registered step limit (0 disables it);
+    ``perturbations`` wraps the environment in :class:`Perturb`. Other keyword
+    arguments go to the environment's constructor.
+    """
+    s = spec(id)
+    env = s.load()(**{**s.kwargs, **kwargs})
+    env.env_id = id
+    if perturbations:
+        env = Perturb(env, perturbations, seed=perturbation_seed)
+    limit = s.max_episode_steps if max_episode_steps is None else max_episode_steps
+    if limit:
+        env = StepLimit(env, limit)
+    return env
+
+
+def tasks(
+    id: str,
+    split: Split = "train",
+    n: int = 10,
+    difficulty: Difficulty | Iterable[Difficulty] | None = None,
+    *,
+    start: int = 0,
+    **params: JsonValue,
+) -> list[Task]:
+    """The task suite of ``id``: ``n`` tasks of ``split`` with seeds ``start, start+1, ...``.
+
+    ``difficulty=None`` cycles through easy, medium and hard. Task generation
+    is deterministic: the same arguments give the same tasks on every machine.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if difficulty is None:
+        levels: list[Difficulty] = list(DIFFICULTIES)
+    elif isinstance(difficulty, str):
+        levels = [difficulty]
+    else:
+        levels = list(difficulty)
+    for lv in levels:
+        if lv not in DIFFICULTIES:
+            raise ValueError(f"difficulty must be one of {list(DIFFICULTIES)}, got {lv!r}")
+    env = make(id, max_episode_steps=0)
+    try:
+        return [
+            env.make_task(start + i, split, levels[i % len(levels)], **params) for i in range(n)
+        ]
+    finally:
+        env.close()
