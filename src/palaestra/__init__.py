@@ -1,6 +1,6 @@
 """Palaestra: build LLM agents, improve them from their own experience, and measure them."""
 
-from palaestra.env import Environment, EnvError, Observation, Task, check_env, make, register, tasks
+from palaestra.env import EnvError, Environment, Observation, Task, check_env, make, register, tasks
 
 __version__ = "0.1.0"
 

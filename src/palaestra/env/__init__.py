@@ -3,13 +3,20 @@
 See ``palaestra/env/_core.py`` for the exact semantics of every method.
 """
 
+from palaestra.env._baselines import (
+    EpisodeResult,
+    Policy,
+    expert_policy,
+    random_policy,
+    run_episode,
+)
 from palaestra.env._checker import CheckReport, EnvCheckError, check_env
 from palaestra.env._core import (
     DIFFICULTIES,
     SPLITS,
     Difficulty,
-    Environment,
     EnvError,
+    Environment,
     InvalidKind,
     Observation,
     ResetNeeded,
@@ -17,7 +24,15 @@ from palaestra.env._core import (
     StateSnapshotMixin,
     Task,
 )
-from palaestra.env._registry import ENTRY_POINT_GROUP, EnvSpec, make, register, registry, spec, tasks
+from palaestra.env._registry import (
+    ENTRY_POINT_GROUP,
+    EnvSpec,
+    make,
+    register,
+    registry,
+    spec,
+    tasks,
+)
 from palaestra.env._toy import ToyEnv
 from palaestra.env._wrappers import PERTURBATIONS, Perturb, Perturbation, StepLimit, Wrapper
 
@@ -32,10 +47,12 @@ __all__ = [
     "EnvError",
     "EnvSpec",
     "Environment",
+    "EpisodeResult",
     "InvalidKind",
     "Observation",
     "Perturb",
     "Perturbation",
+    "Policy",
     "ResetNeeded",
     "Split",
     "StateSnapshotMixin",
@@ -44,9 +61,12 @@ __all__ = [
     "ToyEnv",
     "Wrapper",
     "check_env",
+    "expert_policy",
     "make",
+    "random_policy",
     "register",
     "registry",
+    "run_episode",
     "spec",
     "tasks",
 ]

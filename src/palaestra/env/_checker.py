@@ -245,5 +245,5 @@ def _check_task(
             )
         elif env.progress() != 1.0:
             problems.append(f"{where}: progress is {env.progress()} after the expert solved it")
-        elif obs is not None:
+        else:
             _check_obs(f"{where} expert final", obs, problems)

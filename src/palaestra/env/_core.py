@@ -101,7 +101,9 @@ class Task(BaseModel):
 
     env_id: str = Field(description="Registered environment id, e.g. 'shop-v1'.")
     split: Split = Field(description="'train', 'test' or 'heldout' (unseen vocabulary/templates).")
-    seed: int = Field(ge=0, description="Generator seed; with the other fields it fixes the episode.")
+    seed: int = Field(
+        ge=0, description="Generator seed; with the other fields it fixes the episode."
+    )
     difficulty: Difficulty = Field(description="'easy', 'medium' or 'hard'.")
     params: dict[str, JsonValue] = Field(
         default_factory=dict, description="Family-specific generator parameters."
@@ -197,7 +199,11 @@ class Environment(ABC):
 
     @abstractmethod
     def make_task(
-        self, seed: int, split: Split = "train", difficulty: Difficulty = "easy", **params: JsonValue
+        self,
+        seed: int,
+        split: Split = "train",
+        difficulty: Difficulty = "easy",
+        **params: JsonValue,
     ) -> Task:
         """Generate the task for these fields (deterministic, cheap enough to call per seed)."""
 

@@ -86,9 +86,14 @@ def register(
         raise ValueError(f"entry_point {entry_point!r} must look like 'package.module:ClassName'")
     spec = EnvSpec(id, entry_point, max_episode_steps, dict(kwargs or {}), source)
     old = _REGISTRY.get(id)
-    if old is not None and not override and (old.entry_point, old.kwargs) != (
-        spec.entry_point,
-        spec.kwargs,
+    if (
+        old is not None
+        and not override
+        and (old.entry_point, old.kwargs)
+        != (
+            spec.entry_point,
+            spec.kwargs,
+        )
     ):
         raise ValueError(
             f"environment id {id!r} is already registered to {old.entry_point!r}; ids never change "

@@ -84,7 +84,6 @@ class Wrapper(Environment):
     def expert(self) -> str:
         return self.env.expert()
 
-
     def snapshot(self) -> object:
         return self.env.snapshot()
 
@@ -166,6 +165,9 @@ _VERB_SYNONYMS: dict[str, tuple[str, ...]] = {
     "drop": ("release", "set down"),
     "toggle": ("switch", "flip"),
     "done": ("finished", "complete"),
+    "stop": ("halt", "end here"),
+    "inc": ("increase", "up"),
+    "dec": ("decrease", "down"),
 }
 
 _INSTRUCTION_FRAMES = (
@@ -173,7 +175,7 @@ _INSTRUCTION_FRAMES = (
     "Your goal: {}",
     "Here is what you need to do. {}",
     "Please accomplish the following. {}",
-    "Objective — {}",
+    "Objective - {}",
 )
 
 _WORD_SYNONYMS: dict[str, str] = {
@@ -224,7 +226,9 @@ class Perturb(Wrapper):
     ) -> None:
         unknown = [p for p in perturbations if p not in PERTURBATIONS]
         if unknown:
-            raise ValueError(f"unknown perturbation(s) {unknown}; choose from {list(PERTURBATIONS)}")
+            raise ValueError(
+                f"unknown perturbation(s) {unknown}; choose from {list(PERTURBATIONS)}"
+            )
         super().__init__(env)
         self.perturbations: tuple[Perturbation, ...] = tuple(dict.fromkeys(perturbations))
         self.seed = seed
@@ -262,7 +266,10 @@ class Perturb(Wrapper):
         for shown in sorted(self._unrename, key=len, reverse=True):
             if stripped == shown or stripped.startswith((shown + " ", shown + "[")):
                 return self._unrename[shown] + stripped[len(shown) :]
-            if stripped.startswith(self._unrename[shown] + " ") or stripped == self._unrename[shown]:
+            if (
+                stripped.startswith(self._unrename[shown] + " ")
+                or stripped == self._unrename[shown]
+            ):
                 # The original verb is not accepted under perturbation: that is the test.
                 return "\x00renamed:" + stripped
         return action
@@ -289,8 +296,8 @@ class Perturb(Wrapper):
             originals = set(self.env.action_verbs)
             for verb in sorted(self.env.action_verbs, key=len, reverse=True):
                 options = [
-                s for s in _VERB_SYNONYMS.get(verb, ()) if s not in used and s not in originals
-            ]
+                    s for s in _VERB_SYNONYMS.get(verb, ()) if s not in used and s not in originals
+                ]
                 if options:
                     shown = rng.choice(options)
                     used.add(shown)
@@ -300,6 +307,7 @@ class Perturb(Wrapper):
         if "paraphrase_instruction" in self.perturbations and task.instruction:
             frame = rng.choice(_INSTRUCTION_FRAMES[1:])
             body = _sub_words(task.instruction, _WORD_SYNONYMS)
+            body = body[:1].lower() + body[1:]  # it now continues the frame's sentence
             self._instruction = (task.instruction, frame.format(body))
         self._distractors = []
         if "distractors" in self.perturbations:
@@ -324,10 +332,11 @@ class Perturb(Wrapper):
         actions = [self._rename_action(a) for a in self.env.available_actions()]
         if "shuffle_actions" in self.perturbations:
             last = self.env.last_observation
-            key = f"{self.seed}:{last.info.get('step') if last else None}:{last.text if last else ''}"
+            key = (
+                f"{self.seed}:{last.info.get('step') if last else None}:{last.text if last else ''}"
+            )
             random.Random(key).shuffle(actions)
         return actions
 
     def expert(self) -> str:
         return self._rename_action(self.env.expert())
-

@@ -1,0 +1,25 @@
+"""The ``palaestra`` command line (typer + rich). One module per subcommand."""
+
+from __future__ import annotations
+
+import typer
+
+from palaestra.cli.demo import demo
+from palaestra.cli.envs import app as envs_app
+
+app = typer.Typer(
+    name="palaestra",
+    help="Build LLM agents, improve them from their own experience, and measure them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(envs_app, name="envs")
+app.command("demo")(demo)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]
