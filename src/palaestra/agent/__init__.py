@@ -1,0 +1,47 @@
+"""Agent loops: generators of typed steps (react, reflexion, expert, random).
+
+``get_agent("react", max_steps=20)`` builds one by name.
+"""
+
+from typing import Any
+
+from palaestra.agent._baseline_agents import ExpertAgent, RandomAgent
+from palaestra.agent._core import Agent, AgentLoop, EpisodeEnd, ModelCall, run_episode
+from palaestra.agent._prompts import estimate_tokens, fit_history, template
+from palaestra.agent._react import EpisodeContext, Parsed, ReactAgent, parse_react
+from palaestra.agent._reflexion import ReflexionAgent
+
+AGENTS: dict[str, type[Agent]] = {
+    "react": ReactAgent,
+    "reflexion": ReflexionAgent,
+    "expert": ExpertAgent,
+    "random": RandomAgent,
+}
+
+
+def get_agent(name: str, **kwargs: Any) -> Agent:
+    """Build an agent by name: react, reflexion, expert or random."""
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; choose one of {', '.join(AGENTS)}")
+    return AGENTS[name](**kwargs)
+
+
+__all__ = [
+    "AGENTS",
+    "Agent",
+    "AgentLoop",
+    "EpisodeContext",
+    "EpisodeEnd",
+    "ExpertAgent",
+    "ModelCall",
+    "Parsed",
+    "RandomAgent",
+    "ReactAgent",
+    "ReflexionAgent",
+    "estimate_tokens",
+    "fit_history",
+    "get_agent",
+    "parse_react",
+    "run_episode",
+    "template",
+]

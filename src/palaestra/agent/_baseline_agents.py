@@ -1,0 +1,57 @@
+"""Agents that need no model: the environment's expert (for demonstrations) and uniform random.
+
+Both speak the ReAct format, so their trajectories have exactly the shape a
+model's do and feed the same data builders: the expert's conversations are
+supervised fine-tuning demonstrations (AgentTuning / AgentEvol's behavioural
+cloning data). The expert's thought is a fixed template — the oracle has a
+plan, not prose; builders that want richer thoughts can rewrite them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+from palaestra.agent._core import ModelCall
+from palaestra.agent._react import EpisodeContext, ReactAgent
+from palaestra.env import Environment
+from palaestra.model import ChatMessage, Completion
+
+
+def _reply(text: str) -> Completion:
+    return Completion(
+        text=text,
+        finish_reason="stop",
+        prompt_tokens=0,
+        completion_tokens=len(text.split()),
+        estimated_tokens=True,
+    )
+
+
+class ExpertAgent(ReactAgent):
+    """Replays the environment's oracle (``env.expert()``) in ReAct format."""
+
+    name = "expert"
+    needs_model = False
+    thought = "The next step towards the goal is to {action}."
+
+    def decide(
+        self, env: Environment, messages: list[ChatMessage], ctx: EpisodeContext
+    ) -> Generator[ModelCall, Completion | None, Completion]:
+        action = env.expert()
+        return _reply(f"Thought: {self.thought.format(action=action)}\nAction: {action}")
+        yield  # pragma: no cover - makes this a generator that never asks the model
+
+
+class RandomAgent(ReactAgent):
+    """Uniform over ``available_actions()``, seeded by task and attempt."""
+
+    name = "random"
+    needs_model = False
+
+    def decide(
+        self, env: Environment, messages: list[ChatMessage], ctx: EpisodeContext
+    ) -> Generator[ModelCall, Completion | None, Completion]:
+        actions = env.available_actions()
+        action = ctx.rng.choice(actions) if actions else "look"
+        return _reply(f"Thought: I will try something.\nAction: {action}")
+        yield  # pragma: no cover

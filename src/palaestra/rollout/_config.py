@@ -1,0 +1,82 @@
+"""``RolloutConfig``: the one typed config behind ``palaestra rollout``, its flags and YAML files.
+
+Precedence: a flag given on the command line > the YAML file > the default.
+Unknown keys in a file are errors that name the key and list the valid ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from palaestra.env import Difficulty, Perturbation, Split
+
+
+class RolloutConfig(BaseModel):
+    """Everything a rollout run needs; stored in the run header so a run can be reproduced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        default=None,
+        description="Model id (hf/..., openai/..., gemma-270m, tiny). Not needed "
+        "for the expert and random agents.",
+    )
+    base_url: str | None = Field(default=None, description="Server URL for openai/ models.")
+    env: str = Field(description="Environment id, e.g. house-v1.")
+    env_url: str | None = Field(
+        default=None, description="Run the environment on this env server instead of in-process."
+    )
+    split: Split = Field(default="train", description="Task split: train, test or heldout.")
+    n: int = Field(default=10, ge=1, description="Number of tasks.")
+    start: int = Field(default=0, ge=0, description="First task seed.")
+    difficulty: Difficulty | None = Field(
+        default=None, description="easy, medium or hard; default cycles through all three."
+    )
+    attempts: int = Field(default=1, ge=1, description="Attempts per task (epochs; pass@k).")
+    agent: str = Field(default="react", description="react, reflexion, expert or random.")
+    concurrency: int = Field(default=8, ge=1, description="Episodes in flight at once.")
+    max_steps: int = Field(default=30, ge=1, description="Agent turns per episode.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Token budget per episode (prompt + completion)."
+    )
+    max_seconds: float | None = Field(default=None, gt=0, description="Wall time per episode.")
+    max_retries: int = Field(default=2, ge=0, description="Retries of an episode after an error.")
+    temperature: float = Field(default=0.0, ge=0, description="Sampling temperature (0 = greedy).")
+    max_new_tokens: int = Field(default=128, ge=1, description="Tokens per model reply.")
+    max_prompt_tokens: int = Field(default=3072, ge=64, description="History budget per prompt.")
+    perturbations: list[Perturbation] = Field(
+        default_factory=list[Perturbation], description="AgentRefine-style perturbations."
+    )
+    seed: int = Field(default=0, description="Sampling seed.")
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> RolloutConfig:
+    """Build a config from an optional YAML file and explicit overrides (``None`` = not given)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ValueError(f"config file {p} does not exist")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config file {p} must hold a mapping of keys to values")
+        data.update(loaded)
+        valid = set(RolloutConfig.model_fields)
+        unknown = sorted(set(map(str, data)) - valid)
+        if unknown:
+            raise ValueError(
+                f"{p}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(sorted(valid))}"
+            )
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return RolloutConfig.model_validate(data)
+    except ValidationError as e:
+        lines = [
+            f"  {'.'.join(map(str, err['loc'])) or '(config)'}: {err['msg']}" for err in e.errors()
+        ]
+        source = f" in {path}" if path else ""
+        raise ValueError(f"invalid rollout config{source}:\n" + "\n".join(lines)) from None

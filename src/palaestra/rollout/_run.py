@@ -1,0 +1,180 @@
+"""``rollout(config, out_dir)``: a whole resumable rollout run, as ``palaestra rollout`` runs it."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from palaestra.agent import Agent, ReflexionAgent, get_agent
+from palaestra.env import Environment, make, tasks
+from palaestra.model import GenerationConfig, Model, get_model
+from palaestra.rollout._config import RolloutConfig
+from palaestra.rollout._engine import Limits, RolloutEngine, RolloutStats
+from palaestra.trajectory import Episode, Run, RunStore
+
+#: Fields that may change when a run is resumed (they do not change what an episode means).
+RESUMABLE_CHANGES = frozenset(
+    {"concurrency", "n", "attempts", "max_retries", "base_url", "env_url"}
+)
+_PACKAGES = ("palaestra", "torch", "transformers", "trl", "peft", "datasets", "pydantic")
+
+
+def _git_hash() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _versions() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def check_resume(store: RunStore, config: RolloutConfig) -> None:
+    """Refuse to resume a run directory with a config that changes what episodes mean."""
+    run = store.run()
+    if run is None:
+        return
+    old = RolloutConfig.model_validate(run.config)
+    diffs = [
+        f"{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}"
+        for k in RolloutConfig.model_fields
+        if k not in RESUMABLE_CHANGES and getattr(old, k) != getattr(config, k)
+    ]
+    if diffs:
+        raise ValueError(
+            f"{store.run_dir} already holds a run with a different config ("
+            + "; ".join(diffs)
+            + "). Resume with the same settings, or use a new --out directory."
+        )
+
+
+def build_agent(config: RolloutConfig, model: Model | None) -> Agent:
+    kwargs: dict[str, Any] = {
+        "max_steps": config.max_steps,
+        "max_prompt_tokens": config.max_prompt_tokens,
+    }
+    kwargs["generation"] = GenerationConfig(
+        temperature=config.temperature,
+        max_new_tokens=config.max_new_tokens,
+        seed=config.seed,
+        stop=["\nObservation"],
+    )
+    counter = getattr(model, "count_tokens", None)
+    if callable(counter):
+        kwargs["count_tokens"] = counter
+    if config.agent == "random":
+        kwargs["seed"] = config.seed
+    return get_agent(config.agent, **kwargs)
+
+
+def env_factory(config: RolloutConfig) -> Callable[[], Environment]:
+    if config.env_url:
+        from palaestra.env.server import RemoteEnvironment
+
+        url = config.env_url
+        return lambda: RemoteEnvironment(
+            url, config.env, perturbations=config.perturbations or None
+        )
+    return lambda: make(config.env, perturbations=config.perturbations or None)
+
+
+def rollout(
+    config: RolloutConfig,
+    out_dir: str | Path,
+    *,
+    model: Model | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+) -> RolloutStats:
+    """Run (or resume) the rollout described by ``config`` into ``out_dir``.
+
+    ``model`` overrides ``config.model`` (for tests and notebooks that hold a model already).
+    """
+    out = Path(out_dir)
+    store = RunStore(out)
+    try:
+        check_resume(store, config)
+        needs_model = get_agent(config.agent).needs_model
+        if needs_model and model is None:
+            if not config.model:
+                raise ValueError(f"agent {config.agent!r} needs --model")
+            kwargs = {"base_url": config.base_url} if config.base_url else {}
+            model = get_model(config.model, **kwargs)
+        run = Run(
+            run_id=out.name,
+            kind="rollout",
+            model_id=model.id if model else config.agent,
+            agent=config.agent,
+            config=config.model_dump(mode="json"),
+            git_hash=_git_hash(),
+            packages=_versions(),
+            palaestra_version=_versions().get("palaestra", ""),
+            host=platform.node(),
+        )
+        store.write_run(run)
+        agent = build_agent(config, model if needs_model else None)
+        if isinstance(agent, ReflexionAgent):
+            agent.remember(store.episodes())
+        suite = tasks(config.env, config.split, config.n, config.difficulty, start=config.start)
+        engine = RolloutEngine(
+            agent,
+            env_factory(config),
+            model if needs_model else None,
+            run_id=run.run_id,
+            concurrency=config.concurrency,
+            limits=Limits(max_tokens=config.max_tokens, max_seconds=config.max_seconds),
+            max_retries=config.max_retries,
+            store=store,
+            env_in_thread=config.env_url is not None,
+        )
+        return _run_with_progress(engine, suite, config.attempts, console or Console(), progress)
+    finally:
+        store.close()
+
+
+def _run_with_progress(
+    engine: RolloutEngine, suite: list[Any], attempts: int, console: Console, show: bool
+) -> RolloutStats:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=not show) as bar:
+        job = bar.add_task("episodes", total=None, status="")
+
+        def update(ep: Episode, s: RolloutStats) -> None:
+            scored = s.done - s.outcomes.get("error", 0)
+            rate = s.outcomes.get("success", 0) / scored if scored else 0.0
+            elapsed = max(bar.tasks[0].elapsed or 1e-9, 1e-9)
+            bar.update(
+                job,
+                total=s.total,
+                completed=s.done,
+                status=f"success {rate:.0%} · {s.completion_tokens / elapsed:.0f} tok/s · "
+                f"errors {s.outcomes.get('error', 0)}",
+            )
+
+        engine.on_episode = update
+        engine.run(suite, attempts)
+        bar.update(job, total=engine.stats.total, completed=engine.stats.done)
+    return engine.stats

@@ -1,0 +1,236 @@
+"""The run store: one SQLite file per run directory, append-only, crash-safe, resumable.
+
+Layout: ``RUN_DIR/run.sqlite`` in WAL mode (readers — the viewer, reports —
+see a consistent snapshot while a rollout is writing). One transaction per
+finished episode, so a killed process loses at most the episodes that were
+still in flight, and never leaves a half-written one. Episodes are keyed by
+``task_id#attempt``: writing the same key twice is a no-op, which makes a
+restarted run idempotent — it asks :meth:`RunStore.done` what is finished
+and runs only the rest. The one exception is an ``error`` episode, which a
+later attempt at the same key may replace (infrastructure failures are
+retried, never kept as a result when a retry succeeded).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from palaestra.trajectory._schema import SCHEMA_VERSION, Episode, Outcome, Run
+
+DB_NAME = "run.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS episodes (
+    episode_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    env_id TEXT NOT NULL,
+    split TEXT NOT NULL,
+    difficulty TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    score REAL NOT NULL,
+    progress REAL NOT NULL,
+    n_steps INTEGER NOT NULL,
+    finished_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS episodes_env ON episodes (env_id, outcome);
+"""
+
+
+class StoreError(RuntimeError):
+    """The run directory is not a readable run (wrong schema version, corrupt file)."""
+
+
+class RunStore:
+    """Read and append the episodes of one run. Safe to share between threads."""
+
+    def __init__(self, run_dir: str | Path, *, readonly: bool = False) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / DB_NAME
+        if readonly and not self.path.exists():
+            raise StoreError(f"{self.run_dir} is not a run directory (no {DB_NAME})")
+        if not readonly:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+        self._lock = threading.Lock()
+        self.readonly = readonly
+        try:
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL is durable against process crashes (SIGKILL) in WAL mode;
+                # only an OS crash could lose the last commits.
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                with self._conn:
+                    self._conn.executescript(_SCHEMA)
+                    self._conn.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+            version = self._meta("schema_version")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a readable run store: {e}") from e
+        if version is not None and int(version) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written with trajectory schema v{version}; this Palaestra "
+                f"reads v{SCHEMA_VERSION}. Use the matching Palaestra version to read or export it."
+            )
+
+    # ---- run header -------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def write_run(self, run: Run) -> None:
+        """Record the run header (first write wins: a resumed run keeps its header)."""
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('run', ?)", (run.model_dump_json(),)
+            )
+
+    def run(self) -> Run | None:
+        raw = self._meta("run")
+        return None if raw is None else Run.model_validate_json(raw)
+
+    # ---- episodes ------------------------------------------------------------------
+
+    def add(self, episode: Episode) -> bool:
+        """Append one finished episode atomically. Returns False if it was already stored.
+
+        An existing ``error`` episode with the same id is replaced.
+        """
+        t = episode.task
+        with self._lock, self._conn:
+            row = self._conn.execute(
+                "SELECT outcome FROM episodes WHERE episode_id = ?", (episode.episode_id,)
+            ).fetchone()
+            if row is not None and row[0] != "error":
+                return False
+            seq = self._conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM episodes").fetchone()
+            self._conn.execute(
+                "INSERT OR REPLACE INTO episodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    episode.episode_id,
+                    seq[0],
+                    t.task_id,
+                    episode.attempt,
+                    t.env_id,
+                    t.split,
+                    t.difficulty,
+                    episode.outcome,
+                    episode.score,
+                    episode.progress,
+                    episode.n_steps,
+                    episode.finished_at.isoformat(),
+                    episode.model_dump_json(),
+                ),
+            )
+        return True
+
+    def done(self, *, include_errors: bool = False) -> set[str]:
+        """Episode ids already finished (``error`` ones only if ``include_errors``)."""
+        sql = "SELECT episode_id FROM episodes"
+        if not include_errors:
+            sql += " WHERE outcome != 'error'"
+        with self._lock:
+            return {r[0] for r in self._conn.execute(sql)}
+
+    def episodes(
+        self,
+        *,
+        env_id: str | None = None,
+        outcome: Outcome | Iterable[Outcome] | None = None,
+        split: str | None = None,
+    ) -> Iterator[Episode]:
+        """Stored episodes in the order they finished, optionally filtered."""
+        where: list[str] = []
+        args: list[Any] = []
+        if env_id is not None:
+            where.append("env_id = ?")
+            args.append(env_id)
+        if split is not None:
+            where.append("split = ?")
+            args.append(split)
+        if outcome is not None:
+            outs = [outcome] if isinstance(outcome, str) else list(outcome)
+            where.append(f"outcome IN ({','.join('?' * len(outs))})")
+            args.extend(outs)
+        sql = "SELECT body FROM episodes"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq"
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        for (body,) in rows:
+            yield Episode.model_validate_json(body)
+
+    def get(self, episode_id: str) -> Episode | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT body FROM episodes WHERE episode_id = ?", (episode_id,)
+            ).fetchone()
+        return None if row is None else Episode.model_validate_json(row[0])
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by outcome, plus mean score and progress over non-error episodes."""
+        with self._lock:
+            counts = dict(
+                self._conn.execute("SELECT outcome, COUNT(*) FROM episodes GROUP BY outcome")
+            )
+            mean = self._conn.execute(
+                "SELECT AVG(score), AVG(progress), COUNT(*) FROM episodes WHERE outcome != 'error'"
+            ).fetchone()
+        return {
+            "episodes": sum(counts.values()),
+            "outcomes": {k: int(v) for k, v in counts.items()},
+            "mean_score": mean[0],
+            "mean_progress": mean[1],
+            "scored": mean[2],
+        }
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM episodes").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- export --------------------------------------------------------------------
+
+    def export_jsonl(self, path: str | Path) -> int:
+        """One ``Episode`` JSON per line. Written to a temp file and renamed (atomic)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        n = 0
+        with tmp.open("w") as f:
+            for ep in self.episodes():
+                f.write(ep.model_dump_json() + "\n")
+                n += 1
+        tmp.replace(path)
+        return n
+
+
+def read_jsonl(path: str | Path) -> Iterator[Episode]:
+    """Read episodes written by :meth:`RunStore.export_jsonl`."""
+    with Path(path).open() as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield Episode.model_validate_json(line)
+                except ValueError as e:
+                    raise StoreError(f"{path}:{i}: not an episode: {e}") from e
