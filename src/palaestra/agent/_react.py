@@ -71,12 +71,14 @@ class ReactAgent(Agent):
         generation: GenerationConfig | None = None,
         count_tokens: TokenCounter = estimate_tokens,
         examples: str = "",
+        seed: int = 0,
     ) -> None:
         self.max_steps = max_steps
         self.max_prompt_tokens = max_prompt_tokens
         self.generation = generation or GenerationConfig(max_new_tokens=128, stop=["\nObservation"])
         self.count_tokens = count_tokens
         self.examples = examples
+        self.seed = seed
 
     def system_prompt(self, env: Environment, task: Task) -> str:
         text = template("react_system").format(
@@ -103,7 +105,7 @@ class ReactAgent(Agent):
         extra = self.extra_system(task)
         if extra:
             system += "\n\n" + extra
-        ctx = EpisodeContext(task, attempt, random.Random(f"{task.task_id}:{attempt}"))
+        ctx = EpisodeContext(task, attempt, random.Random(f"{self.seed}:{task.task_id}:{attempt}"))
         t0 = time.perf_counter()
         first = env.reset(task)
         env_seconds = time.perf_counter() - t0

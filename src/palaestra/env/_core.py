@@ -76,7 +76,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ModelWrapValidatorHandler,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 Split = Literal["train", "test", "heldout"]
 Difficulty = Literal["easy", "medium", "hard"]
@@ -129,18 +138,27 @@ class Task(BaseModel):
         digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         return f"{self.env_id}/{self.split}/{self.difficulty}/{self.seed}-{digest}"
 
+    @model_validator(mode="wrap")
     @classmethod
-    def from_json(cls, data: str | bytes) -> Self:
-        """Parse a task written by ``model_dump_json`` (``task_id`` is recomputed and checked)."""
-        raw = json.loads(data)
-        given = raw.pop("task_id", None) if isinstance(raw, dict) else None
-        task = cls.model_validate(raw)
+    def _check_given_task_id(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        # A serialised task carries its task_id; accept it, and refuse one that no
+        # longer matches the fields (an edited file, or an incompatible writer).
+        given = None
+        if isinstance(data, dict) and "task_id" in data:
+            data = dict(data)  # pyright: ignore[reportUnknownArgumentType]
+            given = data.pop("task_id")
+        task = handler(data)
         if given is not None and given != task.task_id:
             raise ValueError(
                 f"task_id {given!r} does not match its fields (recomputed {task.task_id!r}); "
                 "the task was edited or written by an incompatible version"
             )
         return task
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> Self:
+        """Parse a task written by ``model_dump_json`` (its ``task_id`` is checked)."""
+        return cls.model_validate_json(data)
 
 
 class Observation(BaseModel):

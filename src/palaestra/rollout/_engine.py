@@ -22,6 +22,7 @@ the store already holds (idempotent by ``task_id#attempt``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -234,10 +235,8 @@ class RolloutEngine:
 
     def _discard(self, env: Environment | None) -> None:
         if env is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken environment may fail too
                 env.close()
-            except Exception:  # closing a broken environment may fail too
-                pass
 
     async def _call(self, fn: Callable[[], _T]) -> _T:
         return await asyncio.to_thread(fn) if self.env_in_thread else fn()

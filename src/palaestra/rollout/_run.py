@@ -79,8 +79,7 @@ def build_agent(config: RolloutConfig, model: Model | None) -> Agent:
     counter = getattr(model, "count_tokens", None)
     if callable(counter):
         kwargs["count_tokens"] = counter
-    if config.agent == "random":
-        kwargs["seed"] = config.seed
+    kwargs["seed"] = config.seed
     return get_agent(config.agent, **kwargs)
 
 
