@@ -245,11 +245,21 @@ class Perturb(Wrapper):
         if self._instruction and self._instruction[0] in text:
             text = text.replace(self._instruction[0], self._instruction[1])
         if self._rename:
-            # Rename only where the text shows an action, so object names that
-            # happen to contain a verb ("back pack") stay intact.
+            help_text = self.env.action_help
+            if help_text and help_text in text:
+                text = text.replace(help_text, self._rename_in(help_text))
+            # Rename only where the text shows an action, as a whole token, so
+            # object names that contain a verb ("backpack") stay intact.
             actions = {a: self._rename_action(a) for a in self.env.available_actions()}
-            for original in sorted(actions, key=len, reverse=True):
-                text = text.replace(original, actions[original])
+            changed = sorted((a for a in actions if actions[a] != a), key=len, reverse=True)
+            # "verb[" is unambiguous action syntax wherever it appears (grammar hints).
+            for verb, shown in self._rename.items():
+                text = re.sub(r"(?<![\w])" + re.escape(verb) + r"\[", shown + "[", text)
+            if changed:
+                pattern = re.compile(
+                    r"(?<![\w])(" + "|".join(re.escape(a) for a in changed) + r")(?![\w])"
+                )
+                text = pattern.sub(lambda m: actions[m.group(1)], text)
         return text
 
     def _rename_in(self, text: str) -> str:
@@ -324,8 +334,9 @@ class Perturb(Wrapper):
                 + ", ".join(f"{v!r}" for v in self._unrename)
                 + "."
             )
-            obs = obs.model_copy(update={"text": hint})
-            return self._observe(obs)
+            # The hint is built after _observe: it must show the typed action and
+            # the verb list verbatim, not pass them through the renaming again.
+            return self._observe(obs).model_copy(update={"text": hint})
         return self._observe(self.env.step(original))
 
     def available_actions(self) -> list[str]:
