@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+# Wide enough that rich tables printed by the CLI are not truncated in assertions.
+os.environ.setdefault("COLUMNS", "200")
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from palaestra.env import PERTURBATIONS, Perturb, StepLimit, ToyEnv, check_env
+from palaestra.env import PERTURBATIONS, Perturb, StepLimit, ToyEnv, check_env, make, tasks
 
 
 def _perturbed(*names: str, seed: int = 0) -> Perturb:
@@ -86,3 +86,12 @@ def test_step_limit_snapshot_includes_count() -> None:
 def test_step_limit_validates() -> None:
     with pytest.raises(ValueError, match="max_steps"):
         StepLimit(ToyEnv(), 0)
+
+
+def test_rename_verbs_rejects_original_bracket_verbs() -> None:
+    env = make("toolqa-v1", perturbations=["rename_verbs"])
+    env.reset(tasks("toolqa-v1", n=1)[0])
+    obs = env.step("search[anything]")
+    assert obs.info["invalid"] and "Unknown action 'search[anything]'" in obs.text
+    assert "search[" not in env.reset(tasks("toolqa-v1", n=1)[0]).text  # grammar hint renamed
+    assert not env.step(env.expert()).info["invalid"]

@@ -6,6 +6,8 @@ import typer
 
 from palaestra.cli.demo import demo
 from palaestra.cli.envs import app as envs_app
+from palaestra.cli.rollout import rollout_cmd
+from palaestra.cli.runs import app as runs_app
 
 app = typer.Typer(
     name="palaestra",
@@ -15,7 +17,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(envs_app, name="envs")
+app.add_typer(runs_app, name="runs")
 app.command("demo")(demo)
+app.command("rollout")(rollout_cmd)
 
 
 def main() -> None:

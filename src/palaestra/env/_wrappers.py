@@ -276,10 +276,8 @@ class Perturb(Wrapper):
         for shown in sorted(self._unrename, key=len, reverse=True):
             if stripped == shown or stripped.startswith((shown + " ", shown + "[")):
                 return self._unrename[shown] + stripped[len(shown) :]
-            if (
-                stripped.startswith(self._unrename[shown] + " ")
-                or stripped == self._unrename[shown]
-            ):
+            original = self._unrename[shown]
+            if stripped == original or stripped.startswith((original + " ", original + "[")):
                 # The original verb is not accepted under perturbation: that is the test.
                 return "\x00renamed:" + stripped
         return action
