@@ -78,7 +78,7 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
             o: sum(1 for r in rows if r[0] == o) for o in ("success", "failure", "limit", "error")
         }
         scored = [r for r in rows if r[0] != "error"]
-        mean = (lambda i: sum(r[i] for r in scored) / len(scored)) if scored else (lambda i: 0.0)
+        means = [sum(r[i] for r in scored) / len(scored) if scored else 0.0 for i in range(5)]
         table.add_row(
             env_id,
             split,
@@ -87,10 +87,10 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
             str(counts["failure"]),
             str(counts["limit"]),
             str(counts["error"]),
-            f"{mean(1):.2f}",
-            f"{mean(2):.2f}",
-            f"{mean(3):.1f}",
-            f"{mean(4):.0f}",
+            f"{means[1]:.2f}",
+            f"{means[2]:.2f}",
+            f"{means[3]:.1f}",
+            f"{means[4]:.0f}",
         )
     console.print(table)
 
