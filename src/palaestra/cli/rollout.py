@@ -31,6 +31,11 @@ def rollout_cmd(
     temperature: float | None = typer.Option(None, help="Sampling temperature [default: 0]."),
     max_new_tokens: int | None = typer.Option(None, help="Tokens per reply [default: 128]."),
     seed: int | None = typer.Option(None, help="Sampling seed [default: 0]."),
+    backend: str | None = typer.Option(None, help="local or ray [default: local]."),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster to join ('auto' on a cluster node) [default: a local instance]."
+    ),
+    ray_workers: int | None = typer.Option(None, help="Ray worker actors [default: 2]."),
 ) -> None:
     """Roll out an agent on tasks; every finished episode is stored at once, and re-running
     the same command resumes where it stopped.
@@ -60,12 +65,15 @@ def rollout_cmd(
             temperature=temperature,
             max_new_tokens=max_new_tokens,
             seed=seed,
+            backend=backend,
+            ray_address=ray_address,
+            ray_workers=ray_workers,
         )
         from palaestra.env import spec
 
         spec(cfg.env)
         stats = rollout(cfg, out, console=console)
-    except (ValueError, KeyError, ImportError) as e:
+    except (ValueError, KeyError, ImportError, RuntimeError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     with RunStore(out, readonly=True) as store:
         summary = store.summary()

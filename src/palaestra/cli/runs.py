@@ -59,11 +59,15 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
     """Summarise a run: outcomes, success, progress, steps and tokens per environment."""
     with _open(run_dir) as store:
         run = store.run()
-        groups: dict[tuple[str, str], list[tuple[str, float, float, int, int]]] = defaultdict(list)
+        outcomes: dict[tuple[str, str], list[str]] = defaultdict(list)
+        # per group, for non-error episodes: (score, progress, steps, tokens)
+        scored: dict[tuple[str, str], list[tuple[float, float, float, float]]] = defaultdict(list)
         for ep in store.episodes():
             key = (ep.task.env_id, ep.task.split)
-            tokens = ep.prompt_tokens + ep.completion_tokens
-            groups[key].append((ep.outcome, ep.score, ep.progress, ep.n_steps, tokens))
+            outcomes[key].append(ep.outcome)
+            if ep.outcome != "error":
+                tokens = ep.prompt_tokens + ep.completion_tokens
+                scored[key].append((ep.score, ep.progress, ep.n_steps, tokens))
     if run:
         console.print(
             f"[bold]{run.run_id}[/] {run.kind} · model {run.model_id} · agent {run.agent}"
@@ -73,24 +77,21 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
             "progress", "steps", "tokens")  # fmt: skip
     for col in cols:
         table.add_column(col, justify="left" if col in ("env", "split") else "right")
-    for (env_id, split), rows in sorted(groups.items()):
-        counts = {
-            o: sum(1 for r in rows if r[0] == o) for o in ("success", "failure", "limit", "error")
-        }
-        scored = [r for r in rows if r[0] != "error"]
-        means = [sum(r[i] for r in scored) / len(scored) if scored else 0.0 for i in range(5)]
+    for key, outs in sorted(outcomes.items()):
+        counts = {o: outs.count(o) for o in ("success", "failure", "limit", "error")}
+        rows = scored[key]
+        means = [sum(col) / len(rows) for col in zip(*rows, strict=True)] if rows else [0.0] * 4
         table.add_row(
-            env_id,
-            split,
-            str(len(rows)),
-            f"{counts['success'] / len(scored):.0%}" if scored else "-",
+            *key,
+            str(len(outs)),
+            f"{counts['success'] / len(rows):.0%}" if rows else "-",
             str(counts["failure"]),
             str(counts["limit"]),
             str(counts["error"]),
+            f"{means[0]:.2f}",
             f"{means[1]:.2f}",
-            f"{means[2]:.2f}",
-            f"{means[3]:.1f}",
-            f"{means[4]:.0f}",
+            f"{means[2]:.1f}",
+            f"{means[3]:.0f}",
         )
     console.print(table)
 

@@ -7,7 +7,7 @@ Unknown keys in a file are errors that name the key and list the valid ones.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -52,6 +52,15 @@ class RolloutConfig(BaseModel):
         default_factory=list[Perturbation], description="AgentRefine-style perturbations."
     )
     seed: int = Field(default=0, description="Sampling seed.")
+    backend: Literal["local", "ray"] = Field(
+        default="local", description="local (asyncio, this process) or ray (actors on a cluster)."
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster address ('auto', 'ray://host:10001'); none = local."
+    )
+    ray_workers: int = Field(
+        default=2, ge=1, description="Ray actors, each running `concurrency` episodes at once."
+    )
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> RolloutConfig:

@@ -217,18 +217,18 @@ class RolloutEngine:
             while not queue.empty():
                 unit = queue.get_nowait()
                 for task, attempt in unit:
-                    for retry in range(self.max_retries + 1):
+                    retries = 0
+                    while True:
                         if env is None:
                             env = await self._call(self.env_factory)
                         episode = await self._episode(env, task, attempt, batcher)
-                        if episode.outcome != "error" or retry == self.max_retries:
+                        if episode.outcome == "error":
+                            self._discard(env)  # a failed environment is not reused
+                            env = None
+                        if episode.outcome != "error" or retries == self.max_retries:
                             break
+                        retries += 1
                         self.stats.retries += 1
-                        self._discard(env)  # a failed environment is not reused
-                        env = None
-                    if episode.outcome == "error":
-                        self._discard(env)
-                        env = None
                     self._finish(episode, results)
         finally:
             self._discard(env)

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,9 +19,13 @@ from palaestra.rollout._config import RolloutConfig
 from palaestra.rollout._engine import Limits, RolloutEngine, RolloutStats
 from palaestra.trajectory import Episode, Run, RunStore
 
+if TYPE_CHECKING:
+    from palaestra.rollout._ray import RayRolloutBackend
+
 #: Fields that may change when a run is resumed (they do not change what an episode means).
 RESUMABLE_CHANGES = frozenset(
     {"concurrency", "n", "attempts", "max_retries", "base_url", "env_url"}
+    | {"backend", "ray_address", "ray_workers"}
 )
 _PACKAGES = ("palaestra", "torch", "transformers", "trl", "peft", "datasets", "pydantic")
 
@@ -94,6 +98,23 @@ def env_factory(config: RolloutConfig) -> Callable[[], Environment]:
     return lambda: make(config.env, perturbations=config.perturbations or None)
 
 
+def build_engine(
+    config: RolloutConfig, model: Model | None, *, run_id: str, store: RunStore | None
+) -> RolloutEngine:
+    """The engine ``config`` describes (also what each Ray worker runs on its share)."""
+    return RolloutEngine(
+        build_agent(config, model),
+        env_factory(config),
+        model,
+        run_id=run_id,
+        concurrency=config.concurrency,
+        limits=Limits(max_tokens=config.max_tokens, max_seconds=config.max_seconds),
+        max_retries=config.max_retries,
+        store=store,
+        env_in_thread=config.env_url is not None,
+    )
+
+
 def rollout(
     config: RolloutConfig,
     out_dir: str | Path,
@@ -111,15 +132,21 @@ def rollout(
     try:
         check_resume(store, config)
         needs_model = get_agent(config.agent).needs_model
+        on_ray = config.backend == "ray"
+        if on_ray and model is not None:
+            raise ValueError("the ray backend builds the model in each worker from config.model")
         if needs_model and model is None:
             if not config.model:
                 raise ValueError(f"agent {config.agent!r} needs --model")
-            kwargs = {"base_url": config.base_url} if config.base_url else {}
-            model = get_model(config.model, **kwargs)
+            if not on_ray:  # Ray workers build their own copies
+                kwargs = {"base_url": config.base_url} if config.base_url else {}
+                model = get_model(config.model, **kwargs)
+        # On Ray the model lives only in the workers: the header names the configured id.
+        model_id = model.id if model else config.model if needs_model else None
         run = Run(
             run_id=out.name,
             kind="rollout",
-            model_id=model.id if model else config.agent,
+            model_id=model_id or config.agent,
             agent=config.agent,
             config=config.model_dump(mode="json"),
             git_hash=_git_hash(),
@@ -128,28 +155,29 @@ def rollout(
             host=platform.node(),
         )
         store.write_run(run)
-        agent = build_agent(config, model if needs_model else None)
-        if isinstance(agent, ReflexionAgent):
-            agent.remember(store.episodes())
         suite = tasks(config.env, config.split, config.n, config.difficulty, start=config.start)
-        engine = RolloutEngine(
-            agent,
-            env_factory(config),
-            model if needs_model else None,
-            run_id=run.run_id,
-            concurrency=config.concurrency,
-            limits=Limits(max_tokens=config.max_tokens, max_seconds=config.max_seconds),
-            max_retries=config.max_retries,
-            store=store,
-            env_in_thread=config.env_url is not None,
-        )
+        engine: RolloutEngine | RayRolloutBackend
+        if on_ray:
+            from palaestra.rollout._ray import RayRolloutBackend
+
+            engine = RayRolloutBackend(config, run_id=run.run_id, store=store)
+        else:
+            engine = build_engine(
+                config, model if needs_model else None, run_id=run.run_id, store=store
+            )
+            if isinstance(engine.agent, ReflexionAgent):
+                engine.agent.remember(store.episodes())
         return _run_with_progress(engine, suite, config.attempts, console or Console(), progress)
     finally:
         store.close()
 
 
 def _run_with_progress(
-    engine: RolloutEngine, suite: list[Any], attempts: int, console: Console, show: bool
+    engine: RolloutEngine | RayRolloutBackend,
+    suite: list[Any],
+    attempts: int,
+    console: Console,
+    show: bool,
 ) -> RolloutStats:
     columns = (
         TextColumn("{task.description}"),

@@ -1,0 +1,65 @@
+"""``palaestra serve-env``: serve environments over HTTP (AgentGym-style env server)."""
+
+from __future__ import annotations
+
+import typer
+
+from palaestra.cli._common import fail
+from palaestra.env.server._client import TOKEN_ENV_VAR
+
+
+def serve_env(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
+    token: str | None = typer.Option(
+        None,
+        envvar=TOKEN_ENV_VAR,
+        help="Require 'Authorization: Bearer TOKEN' on every request but /health.",
+        show_default=False,
+    ),
+    max_envs: int = typer.Option(64, min=1, help="Live environments at once; one more gets 503."),
+    idle_timeout: float = typer.Option(
+        600, min=0.001, help="Close environments idle for this many seconds."
+    ),
+    request_timeout: float = typer.Option(
+        30,
+        min=0.001,
+        help="Seconds one environment call may take; past it the request gets 504 and "
+        "the environment is marked broken.",
+    ),
+    register: list[str] = typer.Option(
+        [],
+        "--register",
+        help="Also serve ID=module:attr (e.g. toy-v1=palaestra.env._toy:ToyEnv); repeatable.",
+    ),
+    inline: bool = typer.Option(
+        False,
+        help="Run environment calls on the event loop: faster, but no request timeout "
+        "(a hanging environment stalls the server). For trusted, fast environments.",
+    ),
+    access_log: bool = typer.Option(False, help="Log every request."),
+) -> None:
+    """Serve the registered environments over HTTP for RemoteEnvironment clients.
+
+    Every environment is a resource: POST /envs creates one, then
+    /envs/{key}/reset, /step, /available_actions, /expert, /snapshot ... drive
+    it. The API is described at /openapi.json (and browsable at /docs).
+    """
+    try:
+        from palaestra.env.server._serve import serve
+
+        serve(
+            host,
+            port,
+            token=token,
+            max_envs=max_envs,
+            idle_timeout=idle_timeout,
+            request_timeout=request_timeout,
+            register_specs=register,
+            inline=inline,
+            access_log=access_log,
+        )
+    except ImportError as e:
+        fail(str(e))
+    except ValueError as e:
+        fail(str(e))
