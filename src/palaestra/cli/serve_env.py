@@ -7,6 +7,8 @@ import typer
 from palaestra.cli._common import fail
 from palaestra.env.server._client import TOKEN_ENV_VAR
 
+ISOLATIONS = ("auto", "signal", "thread", "none")
+
 
 def serve_env(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
@@ -32,10 +34,11 @@ def serve_env(
         "--register",
         help="Also serve ID=module:attr (e.g. toy-v1=palaestra.env._toy:ToyEnv); repeatable.",
     ),
-    inline: bool = typer.Option(
-        False,
-        help="Run environment calls on the event loop: faster, but no request timeout "
-        "(a hanging environment stalls the server). For trusted, fast environments.",
+    isolation: str = typer.Option(
+        "auto",
+        help="How environment calls run under --request-timeout: 'signal' (on the event "
+        "loop, interrupted by SIGALRM; fastest), 'thread' (a thread per environment; also "
+        "survives calls stuck in C code), 'none' (no timeout), 'auto' (signal on Unix).",
     ),
     access_log: bool = typer.Option(False, help="Log every request."),
 ) -> None:
@@ -45,6 +48,8 @@ def serve_env(
     /envs/{key}/reset, /step, /available_actions, /expert, /snapshot ... drive
     it. The API is described at /openapi.json (and browsable at /docs).
     """
+    if isolation not in ISOLATIONS:
+        fail(f"--isolation must be one of {', '.join(ISOLATIONS)}; got {isolation!r}")
     try:
         from palaestra.env.server._serve import serve
 
@@ -56,7 +61,7 @@ def serve_env(
             idle_timeout=idle_timeout,
             request_timeout=request_timeout,
             register_specs=register,
-            inline=inline,
+            isolation=isolation,  # pyright: ignore[reportArgumentType]
             access_log=access_log,
         )
     except ImportError as e:
