@@ -8,6 +8,7 @@ from palaestra.cli.demo import demo
 from palaestra.cli.envs import app as envs_app
 from palaestra.cli.rollout import rollout_cmd
 from palaestra.cli.runs import app as runs_app
+from palaestra.cli.serve_env import serve_env
 
 app = typer.Typer(
     name="palaestra",
@@ -20,6 +21,7 @@ app.add_typer(envs_app, name="envs")
 app.add_typer(runs_app, name="runs")
 app.command("demo")(demo)
 app.command("rollout")(rollout_cmd)
+app.command("serve-env")(serve_env)
 
 
 def main() -> None:
