@@ -57,8 +57,17 @@ def fault_toy() -> ToyEnv:
     return ToyEnv(on_step=on_step)
 
 
-register("toy-v1", TOY, override=True)
-register("toy-fault-v1", fault_toy, override=True)
+@pytest.fixture(scope="module", autouse=True)
+def _toy_envs_registered() -> Iterator[None]:
+    """Register the toy envs for this module only: the registry is process-global."""
+    import palaestra.env._registry as reg
+
+    saved = dict(reg.registry())
+    register("toy-v1", TOY, override=True)
+    register("toy-fault-v1", fault_toy, override=True)
+    yield
+    reg._REGISTRY.clear()  # pyright: ignore[reportPrivateUsage]
+    reg._REGISTRY.update(saved)  # pyright: ignore[reportPrivateUsage]
 
 
 def _free_port() -> int:
