@@ -73,10 +73,11 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
             f"[bold]{run.run_id}[/] {run.kind} · model {run.model_id} · agent {run.agent}"
         )
     table = Table(title=str(run_dir))
-    cols = ("env", "split", "episodes", "success", "failure", "limit", "error", "mean score",
-            "progress", "steps", "tokens")  # fmt: skip
+    cols = ("env", "split", "n", "success", "fail", "limit", "error", "score", "progress",
+            "steps", "tokens")  # fmt: skip
     for col in cols:
-        table.add_column(col, justify="left" if col in ("env", "split") else "right")
+        left = col in ("env", "split")
+        table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for key, outs in sorted(outcomes.items()):
         counts = {o: outs.count(o) for o in ("success", "failure", "limit", "error")}
         rows = scored[key]
