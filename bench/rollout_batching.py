@@ -41,7 +41,9 @@ class Recorder(Model):
         return self.inner.generate(prompts, config)
 
 
-def run(model: Model, concurrency: int, n: int, turns: int, gen: GenerationConfig) -> dict[str, float]:
+def run(
+    model: Model, concurrency: int, n: int, turns: int, gen: GenerationConfig
+) -> dict[str, float]:
     # Fixed work per episode: max_steps turns, whatever the random model writes.
     agent = ReactAgent(max_steps=turns, generation=gen, max_prompt_tokens=512)
     suite = tasks("house-v1", "train", n=n, difficulty="easy")
@@ -56,14 +58,21 @@ def run(model: Model, concurrency: int, n: int, turns: int, gen: GenerationConfi
             "mean_batch": engine.stats.mean_batch}  # fmt: skip
 
 
-def bare_generate(model: Model, calls: list[ModelCall], batch: int, gen: GenerationConfig) -> dict[str, float]:
+def bare_generate(
+    model: Model, calls: list[ModelCall], batch: int, gen: GenerationConfig
+) -> dict[str, float]:
     t0 = time.perf_counter()
     tokens = 0
     for i in range(0, len(calls), batch):
         outs = model.generate([c.messages for c in calls[i : i + batch]], gen)
         tokens += sum(o.completion_tokens for o in outs)
     dt = time.perf_counter() - t0
-    return {"seconds": dt, "turns": len(calls), "turns_per_s": len(calls) / dt, "tokens_per_s": tokens / dt}
+    return {
+        "seconds": dt,
+        "turns": len(calls),
+        "turns_per_s": len(calls) / dt,
+        "tokens_per_s": tokens / dt,
+    }
 
 
 def engine_overhead(n: int = 64, turns: int = 20) -> dict[str, float]:
@@ -103,7 +112,11 @@ def main() -> None:
     c16 = run(model, args.episodes, args.episodes, args.turns, gen)
     ceiling = bare_generate(model.inner, model.prompts, args.episodes, gen)
     over = engine_overhead()
-    rows = {"concurrency 1": c1, f"concurrency {args.episodes}": c16, "bare batched generate": ceiling}
+    rows = {
+        "concurrency 1": c1,
+        f"concurrency {args.episodes}": c16,
+        "bare batched generate": ceiling,
+    }
     table = Table(title=f"tiny model, house-v1, {args.episodes} episodes x {args.turns} turns, "
                         f"{args.tokens} new tokens/turn ({torch.get_num_threads()} threads)")  # fmt: skip
     for col in ("setting", "seconds", "turns/s", "gen tokens/s", "mean batch"):

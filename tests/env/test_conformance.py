@@ -55,9 +55,7 @@ def test_expert_solves_every_split_and_difficulty(env_id: str) -> None:
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_random_agent_scores_low(env_id: str) -> None:
     env = make(env_id)
-    results = [
-        run_episode(env, t, random_policy(t.task_id)) for t in tasks(env_id, "test", n=30)
-    ]
+    results = [run_episode(env, t, random_policy(t.task_id)) for t in tasks(env_id, "test", n=30)]
     rate = sum(r.success for r in results) / len(results)
     assert rate <= 0.35, f"{env_id}: a random agent solves {rate:.0%} of tasks"
 

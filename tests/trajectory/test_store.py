@@ -125,7 +125,7 @@ def test_jsonl_round_trip(tmp_path: Path) -> None:
         e.episode_id for e in RunStore(tmp_path / "run").episodes()
     ]
     (tmp_path / "bad.jsonl").write_text(json.dumps({"no": "episode"}) + "\n")
-    with pytest.raises(StoreError, match="bad.jsonl:1"):
+    with pytest.raises(StoreError, match=r"bad\.jsonl:1"):
         list(read_jsonl(tmp_path / "bad.jsonl"))
 
 
