@@ -6,7 +6,7 @@ both with the ceiling: bare batched ``model.generate`` on the same prompts.
 With the ``scripted`` model (zero latency), measures the engine's own
 overhead per step. Prints a table and writes ``bench/results/rollout_batching.json``.
 
-    python bench/rollout_batching.py [--episodes 16] [--turns 6] [--tokens 24]
+    python bench/rollout_batching.py [--episodes 16] [--turns 4] [--tokens 64]
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def engine_overhead(n: int = 64, turns: int = 20) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--episodes", type=int, default=16)
-    ap.add_argument("--turns", type=int, default=6)
-    ap.add_argument("--tokens", type=int, default=24, help="max_new_tokens per turn")
+    ap.add_argument("--turns", type=int, default=4)
+    ap.add_argument("--tokens", type=int, default=64, help="max_new_tokens per turn")
     args = ap.parse_args()
     torch.manual_seed(0)
     model = Recorder(get_model("tiny"))
