@@ -39,6 +39,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/env_throughput.py
+	$(BIN)/python bench/rollout_batching.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
