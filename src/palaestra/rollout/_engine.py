@@ -69,6 +69,24 @@ class RolloutStats:
         return self.model_calls / self.batches if self.batches else 0.0
 
 
+def finish_episode(
+    episode: Episode,
+    store: RunStore | None,
+    stats: RolloutStats,
+    results: list[Episode],
+    on_episode: Callable[[Episode, RolloutStats], None] | None,
+) -> None:
+    """Store a finished episode (one transaction), count it, and report it."""
+    if store is not None:
+        store.add(episode)
+    results.append(episode)
+    stats.done += 1
+    stats.outcomes[episode.outcome] = stats.outcomes.get(episode.outcome, 0) + 1
+    stats.env_steps += sum(1 for st in episode.steps if st.format_error is None)
+    if on_episode is not None:
+        on_episode(episode, stats)
+
+
 class _Batcher:
     """Collects the model calls of all waiting episodes and serves them in batches."""
 
@@ -242,15 +260,7 @@ class RolloutEngine:
         return await asyncio.to_thread(fn) if self.env_in_thread else fn()
 
     def _finish(self, episode: Episode, results: list[Episode]) -> None:
-        if self.store is not None:
-            self.store.add(episode)
-        results.append(episode)
-        s = self.stats
-        s.done += 1
-        s.outcomes[episode.outcome] = s.outcomes.get(episode.outcome, 0) + 1
-        s.env_steps += sum(1 for st in episode.steps if st.format_error is None)
-        if self.on_episode is not None:
-            self.on_episode(episode, s)
+        finish_episode(episode, self.store, self.stats, results, self.on_episode)
 
     async def _episode(
         self, env: Environment, task: Task, attempt: int, batcher: _Batcher | None

@@ -49,7 +49,7 @@ from palaestra.agent import ReflexionAgent, get_agent
 from palaestra.env import Task
 from palaestra.model import get_model
 from palaestra.rollout._config import RolloutConfig
-from palaestra.rollout._engine import RolloutEngine, RolloutStats
+from palaestra.rollout._engine import RolloutEngine, RolloutStats, finish_episode
 from palaestra.rollout._run import build_engine
 from palaestra.trajectory import Episode, ErrorInfo, RunStore
 
@@ -402,15 +402,7 @@ class RayRolloutBackend:
             self._finish(Episode.model_validate_json(body), results)
 
     def _finish(self, episode: Episode, results: list[Episode]) -> None:
-        if self.store is not None:
-            self.store.add(episode)
-        results.append(episode)
-        s = self.stats
-        s.done += 1
-        s.outcomes[episode.outcome] = s.outcomes.get(episode.outcome, 0) + 1
-        s.env_steps += sum(1 for st in episode.steps if st.format_error is None)
-        if self.on_episode is not None:
-            self.on_episode(episode, s)
+        finish_episode(episode, self.store, self.stats, results, self.on_episode)
 
     def _memory(self) -> dict[str, list[str]]:
         """Reflexion's lessons from stored episodes, for the workers (resumed runs)."""
