@@ -242,6 +242,24 @@ class Environment(ABC):
     @abstractmethod
     def expert(self) -> str: ...
 
+    def _new_task(
+        self,
+        seed: int,
+        split: Split,
+        difficulty: Difficulty,
+        params: Mapping[str, JsonValue],
+        instruction: str,
+    ) -> Task:
+        """The :class:`Task` for this environment with these fields (for ``make_task``)."""
+        return Task(
+            env_id=self.env_id,
+            split=split,
+            seed=seed,
+            difficulty=difficulty,
+            params=dict(params),
+            instruction=instruction,
+        )
+
     def _close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (processes, files). Default: nothing to release."""
 

@@ -40,14 +40,7 @@ class ToyEnv(StateSnapshotMixin, Environment):
     ) -> Task:
         rng = random.Random(f"{self.env_id}:{split}:{difficulty}:{seed}")
         target = rng.randint(1, _SPAN[difficulty]) * (1 if split != "heldout" else -1)
-        return Task(
-            env_id=self.env_id,
-            split=split,
-            seed=seed,
-            difficulty=difficulty,
-            params=dict(params),
-            instruction=f"Stop on the number {target}.",
-        )
+        return self._new_task(seed, split, difficulty, params, f"Stop on the number {target}.")
 
     def _target(self, task: Task) -> int:
         return int(task.instruction.removeprefix("Stop on the number ").rstrip("."))

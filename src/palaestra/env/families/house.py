@@ -112,14 +112,7 @@ class HouseEnv(StateSnapshotMixin, Environment):
     ) -> Task:
         check_params(params)
         start = generate(self.env_id, split, difficulty, seed, params)
-        return Task(
-            env_id=self.env_id,
-            split=split,
-            seed=seed,
-            difficulty=difficulty,
-            params=dict(params),
-            instruction=start.layout.instruction,
-        )
+        return self._new_task(seed, split, difficulty, params, start.layout.instruction)
 
     def _reset(self, task: Task) -> str:
         self.state = generate(task.env_id, task.split, task.difficulty, task.seed, task.params)

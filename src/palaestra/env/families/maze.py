@@ -143,14 +143,7 @@ class MazeEnv(StateSnapshotMixin, Environment):
             )
         validate_params(difficulty, dict(params))
         world = self._world(seed, split, difficulty, dict(params))
-        return Task(
-            env_id=self.env_id,
-            split=split,
-            seed=seed,
-            difficulty=difficulty,
-            params=dict(params),
-            instruction=world.instruction,
-        )
+        return self._new_task(seed, split, difficulty, params, world.instruction)
 
     def _world(self, seed: int, split: str, difficulty: str, params: dict[str, JsonValue]) -> World:
         key = f"{self.env_id}:{split}:{difficulty}:{seed}:{sorted(params.items())}"

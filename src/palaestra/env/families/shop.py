@@ -125,14 +125,7 @@ class ShopEnv(StateSnapshotMixin, Environment):
     ) -> Task:
         validate_params(params)
         world = _world(self.env_id, split, difficulty, seed, json.dumps(params, sort_keys=True))
-        return Task(
-            env_id=self.env_id,
-            split=split,
-            seed=seed,
-            difficulty=difficulty,
-            params=dict(params),
-            instruction=world.instruction,
-        )
+        return self._new_task(seed, split, difficulty, params, world.instruction)
 
     def _reset(self, task: Task) -> str:
         params = json.dumps(task.params, sort_keys=True)

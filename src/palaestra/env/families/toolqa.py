@@ -136,14 +136,7 @@ class ToolQAEnv(StateSnapshotMixin, Environment):
         **params: JsonValue,
     ) -> Task:
         world = self._generate(seed, split, difficulty, params)
-        return Task(
-            env_id=self.env_id,
-            split=split,
-            seed=seed,
-            difficulty=difficulty,
-            params=dict(params),
-            instruction=world.question,
-        )
+        return self._new_task(seed, split, difficulty, params, world.question)
 
     def _generate(
         self, seed: int, split: str, difficulty: str, params: dict[str, JsonValue]
