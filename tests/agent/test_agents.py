@@ -16,6 +16,7 @@ from palaestra.agent import (
 )
 from palaestra.env import ToyEnv
 from palaestra.model import ChatMessage, ScriptedModel
+from palaestra.trajectory import Step
 
 
 @pytest.mark.parametrize(
@@ -133,3 +134,42 @@ def test_fit_history_keeps_system_instruction_and_recent_turns() -> None:
 def test_get_agent_unknown_name() -> None:
     with pytest.raises(ValueError, match="react, reflexion, expert, random"):
         get_agent("planner")
+
+
+def test_system_prompt_describes_the_current_tasks_perturbed_verbs() -> None:
+    from palaestra.env import make, tasks
+
+    env = make("house-v1", perturbations=["rename_verbs"])
+    t1, t2 = tasks("house-v1", n=2, difficulty="easy")
+    model = ScriptedModel(lambda conv: "Action: inventory")
+    run_episode(ReactAgent(max_steps=1), env, t1, model)
+    env.reset(t1)
+    help1 = env.action_help
+    run_episode(ReactAgent(max_steps=1), env, t2, model)
+    env.reset(t2)
+    help2 = env.action_help
+    assert help1 != help2  # different tasks, different synonyms
+    assert help2 in model.calls[-1][0].content and help1 not in model.calls[-1][0].content
+
+
+def test_sampling_seed_varies_by_attempt_but_not_when_greedy() -> None:
+    from palaestra.model import GenerationConfig
+
+    env = ToyEnv()
+    task = env.make_task(0)
+
+    def seeds(temperature: float) -> list[int | None]:
+        agent = ReactAgent(max_steps=1, generation=GenerationConfig(temperature=temperature, seed=5))
+        out: list[int | None] = []
+        for attempt in range(3):
+            loop = agent.run(env, task, attempt)
+            call = next(loop)
+            assert not isinstance(call, Step)
+            assert call.config is not None
+            out.append(call.config.seed)
+            loop.close()
+        return out
+
+    sampled = seeds(0.8)
+    assert sampled[0] == 5 and len(set(sampled)) == 3
+    assert seeds(0.0) == [5, 5, 5]

@@ -6,7 +6,15 @@
 from typing import Any
 
 from palaestra.agent._baseline_agents import ExpertAgent, RandomAgent
-from palaestra.agent._core import Agent, AgentLoop, EpisodeEnd, ModelCall, run_episode
+from palaestra.agent._core import (
+    Agent,
+    AgentLoop,
+    EpisodeEnd,
+    ModelCall,
+    attempt_seed,
+    for_attempt,
+    run_episode,
+)
 from palaestra.agent._prompts import estimate_tokens, fit_history, template
 from palaestra.agent._react import EpisodeContext, Parsed, ReactAgent, parse_react
 from palaestra.agent._reflexion import ReflexionAgent
@@ -38,8 +46,10 @@ __all__ = [
     "RandomAgent",
     "ReactAgent",
     "ReflexionAgent",
+    "attempt_seed",
     "estimate_tokens",
     "fit_history",
+    "for_attempt",
     "get_agent",
     "parse_react",
     "run_episode",

@@ -21,6 +21,7 @@ as observations and counted in the steps; infrastructure failures
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -51,6 +52,25 @@ class EpisodeEnd:
 
 
 AgentLoop = Generator[ModelCall | Step, Completion | None, EpisodeEnd]
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    """The sampling seed of attempt ``attempt`` (attempt 0 keeps ``seed``).
+
+    Attempts of a task must be independent samples (pass@k and tau-bench's
+    pass^k assume it); with one fixed seed a seeded server (vLLM) would
+    return the same completion k times.
+    """
+    if attempt == 0:
+        return seed
+    return random.Random(f"palaestra-attempt:{seed}:{attempt}").getrandbits(31)
+
+
+def for_attempt(config: GenerationConfig, attempt: int) -> GenerationConfig:
+    """``config`` with its seed varied per attempt when sampling (greedy is left alone)."""
+    if config.temperature == 0 or config.seed is None or attempt == 0:
+        return config
+    return config.model_copy(update={"seed": attempt_seed(config.seed, attempt)})
 
 
 class Agent(ABC):

@@ -19,7 +19,7 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass
 
-from palaestra.agent._core import Agent, AgentLoop, EpisodeEnd, ModelCall
+from palaestra.agent._core import Agent, AgentLoop, EpisodeEnd, ModelCall, for_attempt
 from palaestra.agent._prompts import TokenCounter, estimate_tokens, fit_history, template
 from palaestra.env import Environment, Observation, Task
 from palaestra.model import ChatMessage, Completion, GenerationConfig
@@ -36,6 +36,8 @@ class EpisodeContext:
     task: Task
     attempt: int
     rng: random.Random
+    #: Decoding settings of this episode (the seed varies by attempt).
+    generation: GenerationConfig
 
 
 @dataclass(frozen=True)
@@ -95,20 +97,23 @@ class ReactAgent(Agent):
     ) -> Generator[ModelCall, Completion | None, Completion]:
         """Get the next reply: ask the model (subclasses may answer without one)."""
         prompt = fit_history(messages, self.max_prompt_tokens, self.count_tokens)
-        completion = yield ModelCall(prompt, self.generation)
+        completion = yield ModelCall(prompt, ctx.generation)
         if not isinstance(completion, Completion):
             raise TypeError("the driver must send a Completion in reply to a ModelCall")
         return completion
 
     def run(self, env: Environment, task: Task, attempt: int = 0) -> AgentLoop:
+        rng = random.Random(f"{self.seed}:{task.task_id}:{attempt}")
+        ctx = EpisodeContext(task, attempt, rng, for_attempt(self.generation, attempt))
+        t0 = time.perf_counter()
+        # Reset first: wrappers (perturbations) set up the task's surface on reset,
+        # and the system prompt must describe this task's actions, not the last one's.
+        first = env.reset(task)
+        env_seconds = time.perf_counter() - t0
         system = self.system_prompt(env, task)
         extra = self.extra_system(task)
         if extra:
             system += "\n\n" + extra
-        ctx = EpisodeContext(task, attempt, random.Random(f"{self.seed}:{task.task_id}:{attempt}"))
-        t0 = time.perf_counter()
-        first = env.reset(task)
-        env_seconds = time.perf_counter() - t0
         messages = [
             ChatMessage(role="system", content=system),
             ChatMessage(role="user", content=first.text),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from palaestra.agent._core import AgentLoop, ModelCall
+from palaestra.agent._core import AgentLoop, ModelCall, for_attempt
 from palaestra.agent._prompts import template
 from palaestra.agent._react import ReactAgent
 from palaestra.env import Environment, Task
@@ -56,7 +56,8 @@ class ReflexionAgent(ReactAgent):
                 *end.messages,
                 ChatMessage(role="user", content=template("reflexion_reflect")),
             ]
-            reply = yield ModelCall(prompt, self.reflect_config, purpose="reflect")
+            config = for_attempt(self.reflect_config, attempt)
+            reply = yield ModelCall(prompt, config, purpose="reflect")
             if not isinstance(reply, Completion):
                 raise TypeError("the driver must send a Completion in reply to a ModelCall")
             note = " ".join(reply.text.split())

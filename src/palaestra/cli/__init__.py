@@ -6,9 +6,11 @@ import typer
 
 from palaestra.cli.demo import demo
 from palaestra.cli.envs import app as envs_app
+from palaestra.cli.eval import eval_cmd
 from palaestra.cli.rollout import rollout_cmd
 from palaestra.cli.runs import app as runs_app
 from palaestra.cli.serve_env import serve_env
+from palaestra.cli.view import view_cmd
 
 app = typer.Typer(
     name="palaestra",
@@ -22,6 +24,8 @@ app.add_typer(runs_app, name="runs")
 app.command("demo")(demo)
 app.command("rollout")(rollout_cmd)
 app.command("serve-env")(serve_env)
+app.command("eval")(eval_cmd)
+app.command("view")(view_cmd)
 
 
 def main() -> None:

@@ -37,8 +37,10 @@ def rollout_cmd(
     ),
     ray_workers: int | None = typer.Option(None, help="Ray worker actors [default: 2]."),
 ) -> None:
-    """Roll out an agent on tasks; every finished episode is stored at once, and re-running
-    the same command resumes where it stopped.
+    """Roll out an agent on a task split into a run directory; re-run to resume.
+
+    Every finished episode is stored at once, so a re-run of the same command
+    runs only what is missing.
 
     Settings come from flags, else from --config, else the defaults.
     """

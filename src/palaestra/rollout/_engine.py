@@ -25,10 +25,10 @@ import asyncio
 import contextlib
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from palaestra.agent import Agent, AgentLoop, EpisodeEnd, ModelCall
 from palaestra.env import EnvError, Environment, Task
@@ -168,6 +168,7 @@ class RolloutEngine:
         store: RunStore | None = None,
         env_in_thread: bool = False,
         on_episode: Callable[[Episode, RolloutStats], None] | None = None,
+        episode_metadata: Callable[[Task, int], Mapping[str, Any]] | None = None,
     ) -> None:
         if agent.needs_model and model is None:
             raise ValueError(f"agent {agent.name!r} needs a model")
@@ -184,6 +185,9 @@ class RolloutEngine:
         self.store = store
         self.env_in_thread = env_in_thread
         self.on_episode = on_episode
+        #: Extra ``Episode.metadata`` per (task, attempt), merged over the agent's
+        #: (the evaluation harness records suite and group here, on every outcome).
+        self.episode_metadata = episode_metadata
         self.stats = RolloutStats()
 
     # ---- public API -------------------------------------------------------------------
@@ -334,7 +338,10 @@ class RolloutEngine:
             started_at=started,
             finished_at=datetime.now(UTC),
             wall_seconds=time.perf_counter() - t0,
-            metadata=dict(end.metadata),
+            metadata={
+                **end.metadata,
+                **(self.episode_metadata(task, attempt) if self.episode_metadata else {}),
+            },
         )
 
     def _check_limits(self, tokens: int, seconds: float) -> None:

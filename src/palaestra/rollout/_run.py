@@ -30,7 +30,8 @@ RESUMABLE_CHANGES = frozenset(
 _PACKAGES = ("palaestra", "torch", "transformers", "trl", "peft", "datasets", "pydantic")
 
 
-def _git_hash() -> str | None:
+def git_hash() -> str | None:
+    """The checkout's commit, for run headers (None outside a git checkout)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
@@ -40,7 +41,8 @@ def _git_hash() -> str | None:
     return out.stdout.strip() or None
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a run's results depend on, for run headers."""
     found: dict[str, str] = {}
     for name in _PACKAGES:
         try:
@@ -149,9 +151,9 @@ def rollout(
             model_id=model_id or config.agent,
             agent=config.agent,
             config=config.model_dump(mode="json"),
-            git_hash=_git_hash(),
-            packages=_versions(),
-            palaestra_version=_versions().get("palaestra", ""),
+            git_hash=git_hash(),
+            packages=package_versions(),
+            palaestra_version=package_versions().get("palaestra", ""),
             host=platform.node(),
         )
         store.write_run(run)
@@ -167,18 +169,19 @@ def rollout(
             )
             if isinstance(engine.agent, ReflexionAgent):
                 engine.agent.remember(store.episodes())
-        return _run_with_progress(engine, suite, config.attempts, console or Console(), progress)
+        return run_with_progress(engine, suite, config.attempts, console or Console(), progress)
     finally:
         store.close()
 
 
-def _run_with_progress(
+def run_with_progress(
     engine: RolloutEngine | RayRolloutBackend,
     suite: list[Any],
     attempts: int,
     console: Console,
     show: bool,
 ) -> RolloutStats:
+    """Run ``engine`` on ``suite`` x ``attempts`` under a rich progress bar; returns its stats."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -1,0 +1,290 @@
+"""The report's figures, drawn with matplotlib's Agg backend and returned as PNG bytes.
+
+Each function takes computed metrics (and, for distributions, the episodes)
+and returns one PNG, or None when there is nothing to draw. Error bars are
+:meth:`~palaestra.eval._metrics.Estimate.interval`: the task-level bootstrap
+interval, or Wilson's where the bootstrap is degenerate.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from palaestra.eval._metrics import Estimate, GroupMetrics, RunMetrics
+from palaestra.trajectory import OUTCOMES, Episode
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+OUTCOME_COLORS = {
+    "success": "#2e9e5b",
+    "failure": "#d1495b",
+    "limit": "#edae49",
+    "error": "#8c8c8c",
+}
+RUN_COLORS = ("#3366aa", "#ee8833", "#44aa99", "#aa4499", "#888833", "#66ccee", "#cc6677")
+#: Suite groups in reading order; other groups (families, splits) follow alphabetically.
+GROUP_ORDER = ("heldin", "train", "test", "heldout", "perturbed")
+
+
+def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list[Axes]]:
+    # Imported here so importing the eval package does not pull matplotlib in.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    # No "Software" metadata: the same data gives the same bytes.
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def order_groups(names: Sequence[str]) -> list[str]:
+    known = [g for g in GROUP_ORDER if g in names]
+    return known + sorted(n for n in names if n not in GROUP_ORDER)
+
+
+def _bars(
+    ax: Axes,
+    labels: Sequence[str],
+    cats: Sequence[str],
+    tables: Sequence[dict[str, GroupMetrics]],
+    metric: str,
+    title: str,
+) -> None:
+    """Grouped bars: one cluster per category, one bar per run, with interval whiskers."""
+    width = 0.8 / max(1, len(tables))
+    for r, (label, table) in enumerate(zip(labels, tables, strict=True)):
+        xs: list[float] = []
+        ys: list[float] = []
+        lo: list[float] = []
+        hi: list[float] = []
+        for i, cat in enumerate(cats):
+            g = table.get(cat)
+            est: Estimate | None = getattr(g, metric) if g is not None else None
+            if est is None or est.value is None:
+                continue
+            xs.append(i - 0.4 + width * (r + 0.5))
+            ys.append(est.value)
+            iv = est.interval()
+            lo.append(est.value - iv[0] if iv else 0.0)
+            hi.append(iv[1] - est.value if iv else 0.0)
+        color = RUN_COLORS[r % len(RUN_COLORS)]
+        ax.bar(xs, ys, width=width * 0.95, color=color, label=label)
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="#222222", capsize=3, lw=1)
+    ax.set_xticks(range(len(cats)), list(cats), rotation=20 if len(cats) > 4 else 0)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def success_progress(
+    runs: Sequence[RunMetrics], labels: Sequence[str], by: str, title: str
+) -> bytes | None:
+    """Success and progress rate per environment (``by="by_env"``) or group, runs side by side."""
+    tables: list[dict[str, GroupMetrics]] = [getattr(r, by) for r in runs]
+    names = sorted({k for t in tables for k in t})
+    if not names:
+        return None
+    cats = order_groups(names) if by == "by_group" else names
+    fig, (ax1, ax2) = _figure(max(7.0, 1.3 * len(cats) * max(1, len(runs)) + 3), 3.4, ncols=2)
+    _bars(ax1, labels, cats, tables, "success", f"Success rate by {title}")
+    _bars(ax2, labels, cats, tables, "progress", f"Progress rate by {title}")
+    if len(runs) > 1:
+        ax1.legend(fontsize=8, loc="upper right")
+    return _png(fig)
+
+
+def outcomes(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
+    """Failure taxonomy: outcome shares per run and environment, and step-level failure rates."""
+    rows: list[tuple[str, GroupMetrics]] = []
+    for label, run in zip(labels, runs, strict=True):
+        for env, g in run.by_env.items():
+            rows.append((f"{label} · {env}" if len(runs) > 1 else env, g))
+        if len(run.by_env) > 1:
+            rows.append((f"{label} · all" if len(runs) > 1 else "all", run.overall))
+    if not rows:
+        return None
+    height = max(2.6, 0.42 * len(rows) + 1.2)
+    fig, (ax1, ax2) = _figure(11, height, ncols=2)
+    names = [name for name, _ in rows][::-1]
+    groups = [g for _, g in rows][::-1]
+    left = [0.0] * len(rows)
+    for outcome in OUTCOMES:
+        counts = [getattr(g.counts, outcome) for g in groups]
+        shares = [
+            c / g.counts.episodes if g.counts.episodes else 0.0
+            for c, g in zip(counts, groups, strict=True)
+        ]
+        ax1.barh(names, shares, left=left, color=OUTCOME_COLORS[outcome], label=outcome)
+        for y, (x0, s, c) in enumerate(zip(left, shares, counts, strict=True)):
+            if s >= 0.08:
+                ax1.text(x0 + s / 2, y, str(c), ha="center", va="center", fontsize=8, color="white")
+        left = [a + b for a, b in zip(left, shares, strict=True)]
+    ax1.set_xlim(0, 1)
+    ax1.set_title("Outcomes (share of episodes; counts inside)")
+    ax1.legend(fontsize=8, ncols=4, loc="lower center", bbox_to_anchor=(0.5, -0.32))
+    kinds = (
+        ("invalid_action_rate", "invalid action", "#7b6fd0"),
+        ("format_error_rate", "format error", "#d07bb0"),
+        ("loop_rate", "repeated action", "#5fa8c9"),
+    )
+    h = 0.8 / len(kinds)
+    for j, (attr, label, color) in enumerate(kinds):
+        vals = [getattr(g, attr).value or 0.0 for g in groups]
+        ax2.barh(
+            [y - 0.4 + h * (j + 0.5) for y in range(len(groups))],
+            vals,
+            height=h * 0.95,
+            color=color,
+            label=label,
+        )
+    ax2.set_yticks(range(len(groups)), names)
+    ax2.set_xlim(0, 1)
+    ax2.set_title("Per-step failure rates")
+    ax2.legend(fontsize=8, ncols=3, loc="lower center", bbox_to_anchor=(0.5, -0.32))
+    return _png(fig)
+
+
+def steps_histogram(episodes: Sequence[Sequence[Episode]], labels: Sequence[str]) -> bytes | None:
+    """Steps per episode, stacked by outcome, one panel per run."""
+    if not any(episodes):
+        return None
+    n = len(episodes)
+    fig, axes = _figure(min(4.2 * n, 14), 3.0, ncols=n)
+    top = max((ep.n_steps for eps in episodes for ep in eps), default=1)
+    # At most ~40 bins: a 100-step maze should not draw 100 bars per outcome.
+    width = max(1, -(-(top + 1) // 40))
+    bins = [x - 0.5 for x in range(0, top + width + 1, width)]
+    for ax, eps, label in zip(axes, episodes, labels, strict=True):
+        data = [[ep.n_steps for ep in eps if ep.outcome == o] for o in OUTCOMES]
+        ax.hist(
+            data,
+            bins=bins,
+            stacked=True,
+            histtype="stepfilled",
+            color=[OUTCOME_COLORS[o] for o in OUTCOMES],
+            label=list(OUTCOMES),
+        )
+        ax.set_title(f"Steps per episode: {label}" if n > 1 else "Steps per episode")
+        ax.set_xlabel("steps")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("episodes")
+    axes[0].legend(fontsize=8)
+    return _png(fig)
+
+
+def tokens(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
+    """Mean prompt and completion tokens per episode, per environment and run."""
+    envs = sorted({e for r in runs for e in r.by_env})
+    if not envs:
+        return None
+    fig, (ax1, ax2) = _figure(max(7.0, 1.2 * len(envs) * len(runs) + 3), 3.0, ncols=2)
+    width = 0.8 / len(runs)
+    for r, (label, run) in enumerate(zip(labels, runs, strict=True)):
+        xs = [i - 0.4 + width * (r + 0.5) for i in range(len(envs))]
+        color = RUN_COLORS[r % len(RUN_COLORS)]
+        usage = [run.by_env[e].usage if e in run.by_env else None for e in envs]
+        ax1.bar(
+            xs,
+            [u.mean_prompt_tokens if u else 0 for u in usage],
+            width * 0.95,
+            color=color,
+            label=label,
+        )
+        ax2.bar(
+            xs, [u.mean_completion_tokens if u else 0 for u in usage], width * 0.95, color=color
+        )
+    for ax, title in ((ax1, "Prompt tokens / episode"), (ax2, "Completion tokens / episode")):
+        ax.set_xticks(range(len(envs)), envs)
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    if len(runs) > 1:
+        ax1.legend(fontsize=8)
+    return _png(fig)
+
+
+def pass_k(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
+    """pass@k and pass^k against k, with bootstrap intervals; None with a single epoch."""
+    if all(len(r.overall.pass_at_k) < 2 for r in runs):
+        return None
+    fig, (ax,) = _figure(6, 3.2)
+    for r, (label, run) in enumerate(zip(labels, runs, strict=True)):
+        color = RUN_COLORS[r % len(RUN_COLORS)]
+        for table, style, name in (
+            (run.overall.pass_at_k, "-o", "pass@k"),
+            (run.overall.pass_hat_k, "--s", "pass^k"),
+        ):
+            ks = sorted(table)
+            vals = [table[k].value or 0.0 for k in ks]
+            ax.plot(
+                ks, vals, style, color=color, label=f"{label} {name}" if len(runs) > 1 else name
+            )
+            ivs = [table[k].ci for k in ks]
+            if all(iv is not None for iv in ivs):
+                ax.fill_between(
+                    ks,
+                    [iv[0] for iv in ivs if iv],
+                    [iv[1] for iv in ivs if iv],
+                    color=color,
+                    alpha=0.12,
+                )
+    ax.set_xlabel("k (epochs)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("pass@k (any of k succeeds) and pass^k (all k succeed)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def curve(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
+    """Success and progress over iterations (the runs in order), overall and per group."""
+    if len(runs) < 2:
+        return None
+    fig, (ax1, ax2) = _figure(10, 3.2, ncols=2)
+    xs = list(range(len(runs)))
+    groups = order_groups(sorted({g for r in runs for g in r.by_group}))
+    for ax, metric in ((ax1, "success"), (ax2, "progress")):
+        series: list[tuple[str, list[Estimate | None]]] = [
+            ("overall", [getattr(r.overall, metric) for r in runs])
+        ]
+        if len(groups) > 1:
+            series += [
+                (g, [getattr(r.by_group[g], metric) if g in r.by_group else None for r in runs])
+                for g in groups
+            ]
+        for s, (name, ests) in enumerate(series):
+            color = "#222222" if s == 0 else RUN_COLORS[(s - 1) % len(RUN_COLORS)]
+            pts = [
+                (x, e.value, e.interval())
+                for x, e in zip(xs, ests, strict=True)
+                if e and e.value is not None
+            ]
+            px = [x for x, _, _ in pts]
+            width = 2 if s == 0 else 1.2
+            ax.plot(px, [v for _, v, _ in pts], "-o", color=color, label=name, lw=width)
+            ivs = [iv for _, _, iv in pts]
+            if pts and all(iv is not None for iv in ivs):
+                ax.fill_between(
+                    px,
+                    [iv[0] for iv in ivs if iv],
+                    [iv[1] for iv in ivs if iv],
+                    color=color,
+                    alpha=0.12,
+                )
+        ax.set_xticks(xs, list(labels), rotation=20 if len(xs) > 4 else 0)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{metric.capitalize()} over iterations")
+        ax.grid(alpha=0.3)
+    ax1.legend(fontsize=8)
+    return _png(fig)
