@@ -159,7 +159,9 @@ def test_sampling_seed_varies_by_attempt_but_not_when_greedy() -> None:
     task = env.make_task(0)
 
     def seeds(temperature: float) -> list[int | None]:
-        agent = ReactAgent(max_steps=1, generation=GenerationConfig(temperature=temperature, seed=5))
+        agent = ReactAgent(
+            max_steps=1, generation=GenerationConfig(temperature=temperature, seed=5)
+        )
         out: list[int | None] = []
         for attempt in range(3):
             loop = agent.run(env, task, attempt)

@@ -7,6 +7,7 @@ import typer
 from palaestra.cli.demo import demo
 from palaestra.cli.envs import app as envs_app
 from palaestra.cli.eval import eval_cmd
+from palaestra.cli.report import report_cmd
 from palaestra.cli.rollout import rollout_cmd
 from palaestra.cli.runs import app as runs_app
 from palaestra.cli.serve_env import serve_env
@@ -26,6 +27,7 @@ app.command("rollout")(rollout_cmd)
 app.command("serve-env")(serve_env)
 app.command("eval")(eval_cmd)
 app.command("view")(view_cmd)
+app.command("report")(report_cmd)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ def report_cmd(
         ..., help="Run directories; each is compared with the first earlier run of its suite."
     ),
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Output directory [default: FIRST_RUN_DIR/report]."
+        None, "--out", "-o", help="Output directory (default: FIRST_RUN_DIR/report)."
     ),
     curve: bool = typer.Option(
         False, "--curve", help="Treat the runs as iterations, in order, and plot curves."
@@ -42,11 +42,19 @@ def report_cmd(
     alpha: float = typer.Option(0.05, help="Significance level of run comparisons."),
     n_boot: int = typer.Option(2000, help="Bootstrap resamples for confidence intervals."),
 ) -> None:
-    """Report on runs: success/progress with confidence intervals per environment and suite
-    group, failure taxonomy, pass@k/pass^k, tokens and cost; with several runs, a paired
-    paired comparison with the first earlier run of the same suite. Writes report.html (self-contained), report.md and report.json.
+    """Report on runs: success and progress with confidence intervals per environment and
+    suite group, failure taxonomy, pass@k/pass^k, tokens and cost; with several runs, a
+    paired comparison of each with the first earlier run of its suite.
+
+    Writes report.html (self-contained), report.md and report.json.
     """
+    import importlib.util
+
     from pydantic import ValidationError
+
+    missing = [m for m in ("matplotlib",) if importlib.util.find_spec(m) is None]
+    if missing:
+        fail(f'palaestra report needs {" and ".join(missing)}: pip install "palaestra[eval]"')
 
     from palaestra.eval._metrics import Price
     from palaestra.eval._render import print_summary, write_report

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,7 +50,7 @@ from palaestra.eval._stats import (
     resample_indices,
     wilson,
 )
-from palaestra.trajectory import Episode, Run, RunStore
+from palaestra.trajectory import Episode, Run, RunStore, Step
 
 Scope = Literal["overall", "env", "group", "difficulty", "suite"]
 
@@ -230,14 +231,14 @@ def episode_cost(ep: Episode, prices: Mapping[str, Price]) -> float | None:
 # ---- aggregation ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class _Ctx:
     """Settings shared by every group of one computation."""
 
-    def __init__(self, confidence: float, n_boot: int, seed: str, prices: Mapping[str, Price]):
-        self.confidence = confidence
-        self.n_boot = n_boot
-        self.seed = seed
-        self.prices = prices
+    confidence: float
+    n_boot: int
+    seed: str
+    prices: Mapping[str, Price]
 
 
 def _by_task(episodes: Sequence[Episode]) -> dict[str, list[Episode]]:
@@ -330,8 +331,9 @@ def _per_task_sums(
 
 
 def _step_rate(
-    tasks: Mapping[str, list[Episode]], flag: Callable[[Any], bool]
+    tasks: Mapping[str, list[Episode]], flag: Callable[[Step], bool]
 ) -> tuple[list[float], list[float]]:
+    """Per task: flagged steps and all steps of scored episodes."""
     num: list[float] = []
     den: list[float] = []
     for eps in tasks.values():

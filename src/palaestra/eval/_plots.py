@@ -30,15 +30,16 @@ RUN_COLORS = ("#3366aa", "#ee8833", "#44aa99", "#aa4499", "#888833", "#66ccee", 
 GROUP_ORDER = ("heldin", "train", "test", "heldout", "perturbed")
 
 
-def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list[Axes]]:
-    # Imported here so importing the eval package does not pull matplotlib in.
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _figure(
+    width: float, height: float, ncols: int = 1, ratios: Sequence[float] | None = None
+) -> tuple[Figure, list[Axes]]:
+    # A bare Figure renders with Agg and never touches pyplot's global backend
+    # (a user's notebook keeps its own). Imported here so importing the eval
+    # package does not pull matplotlib in.
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    axes = fig.subplots(1, ncols, squeeze=False, width_ratios=ratios)[0]
     return fig, list(axes)
 
 
@@ -62,30 +63,37 @@ def _bars(
     metric: str,
     title: str,
 ) -> None:
-    """Grouped bars: one cluster per category, one bar per run, with interval whiskers."""
-    width = 0.8 / max(1, len(tables))
-    for r, (label, table) in enumerate(zip(labels, tables, strict=True)):
-        xs: list[float] = []
-        ys: list[float] = []
-        lo: list[float] = []
-        hi: list[float] = []
-        for i, cat in enumerate(cats):
-            g = table.get(cat)
-            est: Estimate | None = getattr(g, metric) if g is not None else None
-            if est is None or est.value is None:
+    """Grouped bars: one cluster per category holding the runs that have it, with whiskers."""
+    slots = max(1, max(sum(cat in t for t in tables) for cat in cats))
+    width = 0.8 / slots
+    for i, cat in enumerate(cats):
+        present = [r for r, t in enumerate(tables) if cat in t]
+        for j, r in enumerate(present):
+            est: Estimate = getattr(tables[r][cat], metric)
+            if est.value is None:
                 continue
-            xs.append(i - 0.4 + width * (r + 0.5))
-            ys.append(est.value)
+            x = i + width * (j - (len(present) - 1) / 2)
             iv = est.interval()
-            lo.append(est.value - iv[0] if iv else 0.0)
-            hi.append(iv[1] - est.value if iv else 0.0)
-        color = RUN_COLORS[r % len(RUN_COLORS)]
-        ax.bar(xs, ys, width=width * 0.95, color=color, label=label)
-        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="#222222", capsize=3, lw=1)
+            # max(0, .): a percentile interval need not contain a ratio's point estimate.
+            err = [[max(0.0, est.value - iv[0])], [max(0.0, iv[1] - est.value)]] if iv else None
+            color = RUN_COLORS[r % len(RUN_COLORS)]
+            ax.bar(x, est.value, width=width * 0.95, color=color, label=labels[r])
+            if err is not None:
+                ax.errorbar(x, est.value, yerr=err, fmt="none", ecolor="#222222", capsize=3, lw=1)
     ax.set_xticks(range(len(cats)), list(cats), rotation=20 if len(cats) > 4 else 0)
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
+
+
+def _run_legend(fig: Figure, labels: Sequence[str]) -> None:
+    """One legend entry per run (in run order), below the panels."""
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=RUN_COLORS[r % len(RUN_COLORS)]) for r in range(len(labels))]
+    fig.legend(
+        handles, list(labels), fontsize=8, ncols=min(len(labels), 6), loc="outside lower center"
+    )
 
 
 def success_progress(
@@ -97,11 +105,12 @@ def success_progress(
     if not names:
         return None
     cats = order_groups(names) if by == "by_group" else names
-    fig, (ax1, ax2) = _figure(max(7.0, 1.3 * len(cats) * max(1, len(runs)) + 3), 3.4, ncols=2)
+    slots = max(sum(cat in t for t in tables) for cat in cats)
+    fig, (ax1, ax2) = _figure(min(14.0, max(7.0, 0.9 * len(cats) * slots + 4)), 3.4, ncols=2)
     _bars(ax1, labels, cats, tables, "success", f"Success rate by {title}")
     _bars(ax2, labels, cats, tables, "progress", f"Progress rate by {title}")
     if len(runs) > 1:
-        ax1.legend(fontsize=8, loc="upper right")
+        _run_legend(fig, labels)
     return _png(fig)
 
 
@@ -115,8 +124,8 @@ def outcomes(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
             rows.append((f"{label} · all" if len(runs) > 1 else "all", run.overall))
     if not rows:
         return None
-    height = max(2.6, 0.42 * len(rows) + 1.2)
-    fig, (ax1, ax2) = _figure(11, height, ncols=2)
+    height = max(2.4, 0.34 * len(rows) + 1.3)
+    fig, (ax1, ax2) = _figure(11, height, ncols=2, ratios=(2, 1))
     names = [name for name, _ in rows][::-1]
     groups = [g for _, g in rows][::-1]
     left = [0.0] * len(rows)
@@ -133,7 +142,6 @@ def outcomes(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
         left = [a + b for a, b in zip(left, shares, strict=True)]
     ax1.set_xlim(0, 1)
     ax1.set_title("Outcomes (share of episodes; counts inside)")
-    ax1.legend(fontsize=8, ncols=4, loc="lower center", bbox_to_anchor=(0.5, -0.32))
     kinds = (
         ("invalid_action_rate", "invalid action", "#7b6fd0"),
         ("format_error_rate", "format error", "#d07bb0"),
@@ -149,10 +157,12 @@ def outcomes(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
             color=color,
             label=label,
         )
-    ax2.set_yticks(range(len(groups)), names)
+    ax2.set_yticks(range(len(groups)), [""] * len(groups))
+    ax2.set_ylim(ax1.get_ylim())
     ax2.set_xlim(0, 1)
-    ax2.set_title("Per-step failure rates")
-    ax2.legend(fontsize=8, ncols=3, loc="lower center", bbox_to_anchor=(0.5, -0.32))
+    ax2.set_title("Per-step rates")
+    ax2.grid(axis="x", alpha=0.3)
+    fig.legend(fontsize=8, ncols=7, loc="outside lower center")
     return _png(fig)
 
 
@@ -187,8 +197,10 @@ def steps_histogram(episodes: Sequence[Sequence[Episode]], labels: Sequence[str]
 def tokens(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
     """Mean prompt and completion tokens per episode, per environment and run."""
     envs = sorted({e for r in runs for e in r.by_env})
-    if not envs:
-        return None
+    if not envs or not any(
+        r.overall.usage.prompt_tokens + r.overall.usage.completion_tokens for r in runs
+    ):
+        return None  # agents without a model (expert, random) use no tokens
     fig, (ax1, ax2) = _figure(max(7.0, 1.2 * len(envs) * len(runs) + 3), 3.0, ncols=2)
     width = 0.8 / len(runs)
     for r, (label, run) in enumerate(zip(labels, runs, strict=True)):
@@ -240,6 +252,8 @@ def pass_k(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
                     alpha=0.12,
                 )
     ax.set_xlabel("k (epochs)")
+    max_k = max(len(r.overall.pass_at_k) for r in runs)
+    ax.set_xticks(range(1, max_k + 1))
     ax.set_ylim(0, 1.05)
     ax.set_title("pass@k (any of k succeeds) and pass^k (all k succeed)")
     ax.grid(alpha=0.3)

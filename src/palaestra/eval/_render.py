@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -45,14 +46,14 @@ nav a { color:var(--accent); text-decoration:none; margin-right:14px; }
 .card .sub { color:var(--muted); font-size:12px; }
 .card .big { font-size:30px; font-weight:700; color:var(--accent); margin-top:6px; }
 .card .ci { color:var(--muted); font-size:12px; }
-.card .kv { display:grid; grid-template-columns:auto auto; gap:2px 14px; margin-top:8px;
+.card .kv { display:grid; grid-template-columns:max-content auto; gap:2px 14px; margin-top:8px;
             font-size:13px; }
 table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line);
         font-size:13px; }
 th, td { padding:5px 9px; border-bottom:1px solid var(--line); text-align:right;
          white-space:nowrap; }
 th { background:#eef1f6; font-weight:600; }
-th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align:left; }
+th.l, td.l { text-align:left; }
 tr:nth-child(even) td { background:#fafbfc; }
 td.yes { color:var(--good); font-weight:600; }
 .scroll { overflow-x:auto; }
@@ -72,15 +73,27 @@ def _img(png: bytes, caption: str) -> str:
     )
 
 
+_NUMBER = re.compile(r"^[−+-]?[$\d]")
+
+
+def numeric_columns(sec: Section) -> list[bool]:
+    """Which columns hold numbers (right-aligned); the others are text (left-aligned)."""
+    return [
+        all(_NUMBER.match(row[i]) or row[i] == "-" for row in sec.rows) and bool(sec.rows)
+        for i in range(len(sec.headers))
+    ]
+
+
 def _html_table(sec: Section) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in sec.headers)
+    align = ["" if num else ' class="l"' for num in numeric_columns(sec)]
+    head = "".join(f"<th{a}>{html.escape(h)}</th>" for a, h in zip(align, sec.headers, strict=True))
     body: list[str] = []
     for row in sec.rows:
         cells = "".join(
-            f'<td class="yes">{html.escape(c)}</td>'
+            f'<td class="yes{" l" if a else ""}">{html.escape(c)}</td>'
             if c.startswith("yes")
-            else f"<td>{html.escape(c)}</td>"
-            for c in row
+            else f"<td{a}>{html.escape(c)}</td>"
+            for a, c in zip(align, row, strict=True)
         )
         body.append(f"<tr>{cells}</tr>")
     return (
@@ -188,11 +201,11 @@ def print_summary(report: Report, console: Console) -> None:
             continue
         headers = ["S/F/L/E" if h.startswith("succ /") else h for h in sec.headers]
         cols = [i for i, h in enumerate(headers) if h in keep]
-        # Comparisons: the overall verdicts only; per-scope ones are in the files.
-        rows = [r for r in sec.rows if sec.key != "compare" or r[1] == "overall"]
+        rows = sec.rows
+        numeric = numeric_columns(sec)
         table = Table(title=sec.title, title_justify="left")
         for j, i in enumerate(cols):
-            table.add_column(headers[i], justify="left" if j < 2 else "right", no_wrap=j < 2)
+            table.add_column(headers[i], justify="right" if numeric[i] else "left", no_wrap=j < 2)
         for row in rows:
             cells = [row[i] for i in cols]
             table.add_row(*(f"[green]{c}[/]" if c.startswith("yes") else c for c in cells))

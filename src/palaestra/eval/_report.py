@@ -119,7 +119,7 @@ def build_report(
     for i in range(1, len(runs)):
         base = _baseline(runs, episodes, i)
         if base is None:
-            notes.append(f"{labels[i]} shares no tasks with an earlier run: not compared.")
+            notes.append(f"{labels[i]} shares no tasks with an earlier run: it is a baseline.")
             continue
         comparisons.extend(
             compare_runs(
@@ -189,7 +189,7 @@ def _outcomes(g: GroupMetrics) -> str:
 
 
 def _p(value: float) -> str:
-    return f"{value:.2g}" if value >= 0.001 else "<0.001"
+    return f"p={value:.2g}" if value >= 0.001 else "p<0.001"
 
 
 # ---- sections ------------------------------------------------------------------------------
@@ -239,6 +239,55 @@ def sections(report: Report) -> list[Section]:
     conf = f"{report.runs[0].confidence:.0%}" if report.runs else "95%"
     out = [
         Section(
+            key="overall",
+            title="Overall",
+            intro=(
+                f"Success and progress rates over scored episodes, with {conf} task-level "
+                "bootstrap intervals in brackets (Wilson intervals where every task scored "
+                "alike). Errors are infrastructure failures: excluded from every "
+                "rate and counted in the last column; limits count as not-success. pass^k is the "
+                "chance that all k epochs of a task succeed (tau-bench)."
+            ),
+            headers=["run", "scope", *_QUALITY],
+            rows=[
+                [label, "all", *_quality(r.overall)]
+                for label, r in zip(report.labels, report.runs, strict=True)
+            ],
+        ),
+        *([_comparison_section(report, detail=False)] if report.comparisons else []),
+        Section(
+            key="groups",
+            title="Held-in, held-out and perturbed",
+            intro="Per suite group (per split for plain rollouts).",
+            headers=["run", "group", *_QUALITY],
+            rows=_rows(report, lambda r: r.by_group, _quality, _plots.order_groups),
+            figures=["groups"],
+        ),
+        Section(
+            key="envs",
+            title="By environment",
+            headers=["run", "env", *_QUALITY],
+            rows=_rows(report, lambda r: r.by_env, _quality),
+            figures=["envs"],
+        ),
+        *([_comparison_section(report, detail=True)] if report.comparisons else []),
+        Section(
+            key="difficulty",
+            title="By difficulty",
+            headers=["run", "difficulty", *_QUALITY],
+            rows=_rows(report, lambda r: r.by_difficulty, _quality, _difficulty_order),
+        ),
+        _pass_k_section(report),
+        _taxonomy_section(report),
+    ]
+    tools = _tools_section(report)
+    if tools.rows:
+        out.append(tools)
+    out.append(_usage_section(report))
+    if report.curve:
+        out.append(_curve_section(report))
+    out.append(
+        Section(
             key="runs",
             title="Runs",
             headers=["run", "kind", "model", "agent", "suite", "episodes", "tasks", "directory"],
@@ -255,55 +304,8 @@ def sections(report: Report) -> list[Section]:
                 ]
                 for label, r in zip(report.labels, report.runs, strict=True)
             ],
-        ),
-        Section(
-            key="overall",
-            title="Overall",
-            intro=(
-                f"Success and progress rates over scored episodes, with {conf} task-level "
-                "bootstrap intervals in brackets (Wilson intervals where every task scored "
-                "alike). Errors are infrastructure failures: excluded from every "
-                "rate and counted in the last column; limits count as not-success. pass^k is the "
-                "chance that all k epochs of a task succeed (tau-bench)."
-            ),
-            headers=["run", "scope", *_QUALITY],
-            rows=[
-                [label, "all", *_quality(r.overall)]
-                for label, r in zip(report.labels, report.runs, strict=True)
-            ],
-        ),
-        Section(
-            key="groups",
-            title="Held-in, held-out and perturbed",
-            intro="Per suite group (per split for plain rollouts).",
-            headers=["run", "group", *_QUALITY],
-            rows=_rows(report, lambda r: r.by_group, _quality, _plots.order_groups),
-            figures=["groups"],
-        ),
-        Section(
-            key="envs",
-            title="By environment",
-            headers=["run", "env", *_QUALITY],
-            rows=_rows(report, lambda r: r.by_env, _quality),
-            figures=["envs"],
-        ),
-        Section(
-            key="difficulty",
-            title="By difficulty",
-            headers=["run", "difficulty", *_QUALITY],
-            rows=_rows(report, lambda r: r.by_difficulty, _quality, _difficulty_order),
-        ),
-        _pass_k_section(report),
-        _taxonomy_section(report),
-    ]
-    tools = _tools_section(report)
-    if tools.rows:
-        out.append(tools)
-    out.append(_usage_section(report))
-    if report.comparisons:
-        out.append(_comparison_section(report))
-    if report.curve:
-        out.append(_curve_section(report))
+        )
+    )
     return out
 
 
@@ -344,13 +346,13 @@ def _pass_k_section(report: Report) -> Section:
 def _taxonomy_section(report: Report) -> Section:
     def row(g: GroupMetrics) -> list[str]:
         c = g.counts
-        limits = ", ".join(f"{k} {v}" for k, v in c.limit_reasons.items()) or "-"
+        limits = ", ".join(f"{k} {v}" for k, v in c.limit_reasons.items())
         errors = ", ".join(f"{k} ×{v}" for k, v in c.error_types.items()) or "-"
         return [
             str(c.episodes),
             str(c.success),
             str(c.failure),
-            f"{c.limit} ({limits})",
+            f"{c.limit} ({limits})" if c.limit else "0",
             f"{c.error} ({errors})" if c.error else "0",
             f"{pct(g.invalid_action_rate.value)} / {c.episodes_with_invalid}",
             f"{pct(g.format_error_rate.value)} / {c.episodes_with_format_error}",
@@ -455,18 +457,29 @@ def _delta_cells(d: MetricDelta | None, as_pct: bool) -> list[str]:
     sign = "+" if d.delta >= 0 else "−"
     delta = f"{sign}{fmt(abs(d.delta))}"
     ci = f"[{fmt(d.ci[0])}, {fmt(d.ci[1])}]" if d.ci else "-"
-    verdict = f"yes (p={_p(d.p_value)})" if d.significant else f"no (p={_p(d.p_value)})"
+    verdict = f"yes ({_p(d.p_value)})" if d.significant else f"no ({_p(d.p_value)})"
     detail = f"{d.test}" + (f", {d.wins}↑ {d.losses}↓" if d.wins is not None else "")
     return [f"{fmt(d.a)} → {fmt(d.b)}", delta, ci, verdict, detail]
 
 
-def _comparison_section(report: Report) -> Section:
+def _comparison_section(report: Report, *, detail: bool) -> Section:
+    """Overall verdicts (``detail=False``) or the same per environment and group."""
     rows: list[list[str]] = []
     for c in report.comparisons:
+        if (c.scope != "overall") is not detail:
+            continue
         for metric, as_pct in (("success", True), ("progress", True), ("score", False)):
             d: MetricDelta | None = getattr(c, metric)
             cells = _delta_cells(d, as_pct)
             rows.append([f"{c.b} vs {c.a}", c.scope, metric, f"{c.n_tasks} / {c.n_pairs}", *cells])
+    if detail:
+        return Section(
+            key="compare_detail",
+            title="Comparisons by environment and group",
+            intro="As above, within each environment and suite group.",
+            headers=_COMPARE_HEADERS,
+            rows=rows,
+        )
     return Section(
         key="compare",
         title="Comparisons",
@@ -477,19 +490,22 @@ def _comparison_section(report: Report) -> Section:
             "or exact sign test over tasks (several epochs); progress and score by a paired "
             "task-level bootstrap. ↑/↓: tasks where the later run did better/worse."
         ),
-        headers=[
-            "runs",
-            "scope",
-            "metric",
-            "tasks / pairs",
-            "baseline → run",
-            "delta",
-            "CI",
-            "significant",
-            "test",
-        ],
+        headers=_COMPARE_HEADERS,
         rows=rows,
     )
+
+
+_COMPARE_HEADERS = [
+    "runs",
+    "scope",
+    "metric",
+    "tasks / pairs",
+    "baseline → run",
+    "delta",
+    "CI",
+    "significant",
+    "test",
+]
 
 
 def _curve_section(report: Report) -> Section:

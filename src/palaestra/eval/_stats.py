@@ -71,8 +71,10 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # Clamp float noise at the ends (0/n and n/n give exactly 0 and 1).
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The bounds at 0/n and n/n are exactly 0 and 1; float noise must not move them.
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, hi
 
 
 def rng_for(key: str) -> np.random.Generator:
