@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from rich.console import Console
 
+from palaestra._config import load_config
 from palaestra.agent import AGENTS, Agent, AgentLoop, ReflexionAgent, get_agent
 from palaestra.env import Environment, Task
 from palaestra.eval._suites import (
@@ -98,37 +98,11 @@ class EvalConfig(BaseModel):
 
 
 def load_eval_config(path: str | Path | None = None, **overrides: Any) -> EvalConfig:
-    """Build a config from an optional YAML file and explicit overrides (``None`` = not given).
+    """Build a config from an optional YAML file and flags (``None`` = not given).
 
-    Precedence: an override (a CLI flag) > the file > the default. Unknown keys
-    in the file are errors that name them and list the valid ones.
+    Precedence: flag > file > default; unknown keys in the file are named.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"config file {p} does not exist")
-        loaded: Any = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config file {p} must hold a mapping of keys to values")
-        data.update({str(k): v for k, v in loaded.items()})  # pyright: ignore[reportUnknownVariableType]
-        valid = set(EvalConfig.model_fields)
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ValueError(
-                f"{p}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(sorted(valid))}"
-            )
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return EvalConfig.model_validate(data)
-    except ValidationError as e:
-        lines = [
-            f"  {'.'.join(map(str, err['loc'])) or '(config)'}: "
-            + err["msg"].removeprefix("Value error, ")
-            for err in e.errors()
-        ]
-        source = f" in {path}" if path else ""
-        raise ValueError(f"invalid eval config{source}:\n" + "\n".join(lines)) from None
+    return load_config(EvalConfig, path, "eval", overrides)
 
 
 class SuiteAgent(Agent):

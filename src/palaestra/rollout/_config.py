@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from palaestra._config import load_config as load_config_file
 from palaestra.env import Difficulty, Perturbation, Split
 
 
@@ -64,28 +64,5 @@ class RolloutConfig(BaseModel):
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> RolloutConfig:
-    """Build a config from an optional YAML file and explicit overrides (``None`` = not given)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"config file {p} does not exist")
-        loaded = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config file {p} must hold a mapping of keys to values")
-        data.update(loaded)
-        valid = set(RolloutConfig.model_fields)
-        unknown = sorted(set(map(str, data)) - valid)
-        if unknown:
-            raise ValueError(
-                f"{p}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(sorted(valid))}"
-            )
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return RolloutConfig.model_validate(data)
-    except ValidationError as e:
-        lines = [
-            f"  {'.'.join(map(str, err['loc'])) or '(config)'}: {err['msg']}" for err in e.errors()
-        ]
-        source = f" in {path}" if path else ""
-        raise ValueError(f"invalid rollout config{source}:\n" + "\n".join(lines)) from None
+    """Build a config from an optional YAML file and flags (``None`` = not given)."""
+    return load_config_file(RolloutConfig, path, "rollout", overrides)

@@ -1,0 +1,46 @@
+"""Typed configs from YAML files and CLI flags: one loader for every command.
+
+Precedence: a flag given on the command line > the YAML file > the default.
+Unknown keys in a file are errors that name them and list the valid ones;
+invalid values are errors that name the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_config(cls: type[M], path: str | Path | None, what: str, overrides: dict[str, Any]) -> M:
+    """Build ``cls`` from an optional YAML file and flag ``overrides`` (``None`` = not given)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ValueError(f"config file {p} does not exist")
+        loaded: Any = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config file {p} must hold a mapping of keys to values")
+        data.update({str(k): v for k, v in loaded.items()})  # pyright: ignore[reportUnknownVariableType]
+        valid = set(cls.model_fields)
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ValueError(
+                f"{p}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(sorted(valid))}"
+            )
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        lines = [
+            f"  {'.'.join(map(str, err['loc'])) or '(config)'}: "
+            + err["msg"].removeprefix("Value error, ")
+            for err in e.errors()
+        ]
+        source = f" in {path}" if path else ""
+        raise ValueError(f"invalid {what} config{source}:\n" + "\n".join(lines)) from None
