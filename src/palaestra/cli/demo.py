@@ -87,7 +87,8 @@ def demo(
     table = Table(title=f"Expert vs random agent — {split} split, {n} tasks per cell")
     for col in ("env", "difficulty", "expert success", "expert steps", "random success",
                 "random progress", "random steps"):  # fmt: skip
-        table.add_column(col, justify="right" if col not in ("env", "difficulty") else "left")
+        left = col in ("env", "difficulty")
+        table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for r in rows:
         e, x = r["expert"], r["random"]
         assert isinstance(e, dict) and isinstance(x, dict)
