@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from palaestra.cli.demo import demo
+from palaestra.cli.data import data_app
 from palaestra.cli.envs import app as envs_app
 from palaestra.cli.eval import eval_cmd
 from palaestra.cli.report import report_cmd
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(envs_app, name="envs")
 app.add_typer(runs_app, name="runs")
+app.add_typer(data_app, name="data")
 app.command("demo")(demo)
 app.command("rollout")(rollout_cmd)
 app.command("serve-env")(serve_env)
