@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from palaestra.cli.demo import demo
 from palaestra.cli.data import data_app
+from palaestra.cli.demo import demo
 from palaestra.cli.envs import app as envs_app
 from palaestra.cli.eval import eval_cmd
 from palaestra.cli.report import report_cmd
