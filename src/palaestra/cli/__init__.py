@@ -12,6 +12,7 @@ from palaestra.cli.report import report_cmd
 from palaestra.cli.rollout import rollout_cmd
 from palaestra.cli.runs import app as runs_app
 from palaestra.cli.serve_env import serve_env
+from palaestra.cli.train import merge_cmd, train_app
 from palaestra.cli.view import view_cmd
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app = typer.Typer(
 app.add_typer(envs_app, name="envs")
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.command("merge")(merge_cmd)
 app.command("demo")(demo)
 app.command("rollout")(rollout_cmd)
 app.command("serve-env")(serve_env)

@@ -1,0 +1,211 @@
+"""What SFT and DPO share: model ids to folders, TRL arguments, the output folder and its metadata.
+
+An output folder holds either a PEFT adapter (``adapter_config.json``) or a
+full model, always with the tokenizer and ``palaestra.json``
+(:class:`TrainMetadata`: base model, dataset card, config, metrics). An
+adapter folder loads as ``get_model("hf/<base>+<folder>")`` and with plain
+``PeftModel.from_pretrained``; a full-model folder as ``hf/<folder>``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, Field
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from palaestra.train._config import TrainRunConfig
+
+METADATA_FILE = "palaestra.json"
+#: File names a data builder may leave next to a saved dataset (its card).
+CARD_FILES = ("dataset_card.json", "card.json")
+
+
+class TrainMetadata(BaseModel):
+    """``palaestra.json`` of a training output folder."""
+
+    kind: Literal["sft", "dpo"] = Field(description="Training method.")
+    base_model: str = Field(description="The model id as given (tiny, gemma-270m, hf/...).")
+    base_path: str = Field(description="The base checkpoint folder the weights came from.")
+    method: Literal["lora", "full"] = Field(description="Adapter or full weights.")
+    load_id: str = Field(description="The id that loads the result with get_model().")
+    dataset_card: dict[str, Any] | None = Field(default=None, description="The data's card.")
+    dataset_rows: int = Field(description="Training rows.")
+    config: dict[str, Any] = Field(description="The run config.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Final train metrics.")
+    log_history: list[dict[str, Any]] = Field(
+        default_factory=list[dict[str, Any]], description="Trainer log entries (loss per step)."
+    )
+    trainable_params: int = Field(description="Parameters updated by training.")
+    wall_seconds: float = Field(description="Training time.")
+
+
+def resolve_model_path(model: str | Path) -> Path:
+    """A local checkpoint folder for ``tiny``, ``tiny/<preset>``, ``gemma-270m``, ``hf/<dir>`` or a dir."""
+    name = str(model)
+    if name == "tiny" or name.startswith("tiny/"):
+        from palaestra.model._tiny import tiny_path
+
+        return tiny_path(name.partition("/")[2])
+    if name == "gemma-270m":
+        from palaestra.model._gemma import gemma_path
+
+        return gemma_path()
+    path = Path(name.removeprefix("hf/")).expanduser()
+    if "+" in path.name:
+        raise ValueError(f"{name!r} names an adapter; merge it first (palaestra merge)")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"model {name!r}: {path} is not a checkpoint folder (no config.json); pass tiny, "
+            "gemma-270m, hf/<dir> or a folder"
+        )
+    return path
+
+
+def on_cuda() -> bool:
+    return torch.cuda.is_available()
+
+
+def load_base(path: Path) -> tuple[PreTrainedModel, Any]:
+    """The base model in the dtype its device trains fast in, and its tokenizer."""
+    dtype = torch.bfloat16 if on_cuda() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def trainer_args(config: TrainRunConfig, out_dir: Path) -> dict[str, Any]:
+    """Keyword arguments common to TRL's ``SFTConfig`` and ``DPOConfig``."""
+    cuda = on_cuda()
+    args: dict[str, Any] = {
+        "output_dir": str(out_dir / "checkpoints"),
+        "learning_rate": config.learning_rate,
+        "lr_scheduler_type": config.lr_scheduler,
+        "warmup_steps": config.warmup_ratio,
+        "num_train_epochs": config.epochs,
+        "max_steps": config.max_steps,
+        "per_device_train_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.grad_accum,
+        "max_length": config.max_length,
+        "weight_decay": config.weight_decay,
+        "max_grad_norm": config.max_grad_norm,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "logging_steps": config.logging_steps,
+        "disable_tqdm": not config.progress,
+        "save_strategy": "no",
+        "report_to": [],
+        "bf16": cuda,
+        "use_cpu": not cuda,
+        "dataloader_num_workers": 0,
+    }
+    if config.gradient_checkpointing:  # the key alone draws a deprecation warning in transformers 5
+        args["gradient_checkpointing"] = True
+    return args
+
+
+def lora_config(config: TrainRunConfig) -> Any:
+    """PEFT ``LoraConfig`` for ``config.method == 'lora'``, else ``None``."""
+    if config.method != "lora":
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def load_card(dataset: Any) -> dict[str, Any] | None:
+    """The dataset card saved next to a dataset folder, if there is one."""
+    if not isinstance(dataset, str | Path):
+        return None
+    for name in CARD_FILES:
+        f = Path(dataset) / name
+        if f.is_file():
+            data = json.loads(f.read_text())
+            return data if isinstance(data, dict) else {"card": data}
+    return None
+
+
+def load_dataset_arg(dataset: Any) -> Any:
+    """A ``datasets.Dataset`` from a Dataset, a ``save_to_disk`` folder, or a JSONL/Parquet file."""
+    from datasets import Dataset, load_dataset, load_from_disk
+
+    if isinstance(dataset, Dataset):
+        return dataset
+    path = Path(dataset)
+    if path.is_dir():
+        loaded = load_from_disk(str(path))
+        if not isinstance(loaded, Dataset):
+            loaded = loaded["train"]
+        return loaded
+    if path.suffix in (".jsonl", ".json"):
+        return load_dataset("json", data_files=str(path), split="train")
+    if path.suffix == ".parquet":
+        return load_dataset("parquet", data_files=str(path), split="train")
+    raise FileNotFoundError(f"dataset {dataset!r} is not a dataset folder, .jsonl or .parquet file")
+
+
+def save_output(
+    trainer: Any,
+    tokenizer: Any,
+    out_dir: Path,
+    *,
+    kind: Literal["sft", "dpo"],
+    model_id: str | Path,
+    base_path: Path,
+    config: TrainRunConfig,
+    card: Mapping[str, Any] | None,
+    rows: int,
+    metrics: Mapping[str, Any],
+    trainable: int,
+    started: float,
+) -> TrainMetadata:
+    """Write the adapter (or full model), tokenizer and ``palaestra.json`` to ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = trainer.model
+    if on_cuda() and config.method == "full":
+        model = model.to(torch.float32)  # a CPU user of the folder should not get bf16
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    load_id = (
+        f"hf/{base_path.resolve()}+{out_dir.resolve()}"
+        if config.method == "lora"
+        else f"hf/{out_dir.resolve()}"
+    )
+    meta = TrainMetadata(
+        kind=kind,
+        base_model=str(model_id),
+        base_path=str(base_path.resolve()),
+        method=config.method,
+        load_id=load_id,
+        dataset_card=dict(card) if card is not None else None,
+        dataset_rows=rows,
+        config=config.model_dump(mode="json"),
+        metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+        log_history=list(trainer.state.log_history),
+        trainable_params=trainable,
+        wall_seconds=time.perf_counter() - started,
+    )
+    (out_dir / METADATA_FILE).write_text(meta.model_dump_json(indent=2))
+    return meta
+
+
+def read_metadata(out_dir: str | Path) -> TrainMetadata:
+    """The :class:`TrainMetadata` of a training output folder."""
+    return TrainMetadata.model_validate_json((Path(out_dir) / METADATA_FILE).read_text())
+
+
+def count_trainable(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
