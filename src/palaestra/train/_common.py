@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -200,6 +200,35 @@ def save_output(
     )
     (out_dir / METADATA_FILE).write_text(meta.model_dump_json(indent=2))
     return meta
+
+
+def fit_and_save(
+    kind: Literal["sft", "dpo"],
+    build: Callable[[str | Path, Any, Any, Path], tuple[Any, Any, Path]],
+    model_id: str | Path,
+    dataset: Any,
+    config: TrainRunConfig,
+    out_dir: str | Path,
+) -> TrainMetadata:
+    """Build a trainer with ``build``, train it, and write the output folder (SFT and DPO alike)."""
+    started = time.perf_counter()
+    out = Path(out_dir)
+    trainer, tokenizer, base_path = build(model_id, dataset, config, out)
+    result = trainer.train()
+    return save_output(
+        trainer,
+        tokenizer,
+        out,
+        kind=kind,
+        model_id=model_id,
+        base_path=base_path,
+        config=config,
+        card=load_card(dataset),
+        rows=len(trainer.train_dataset),
+        metrics=result.metrics,
+        trainable=count_trainable(trainer.model),
+        started=started,
+    )
 
 
 def read_metadata(out_dir: str | Path) -> TrainMetadata:

@@ -10,19 +10,16 @@ of the weights is held; full fine-tuning keeps a frozen copy.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from palaestra.train._common import (
     TrainMetadata,
-    count_trainable,
+    fit_and_save,
     load_base,
-    load_card,
     load_dataset_arg,
     lora_config,
     resolve_model_path,
-    save_output,
     trainer_args,
 )
 from palaestra.train._config import DPORunConfig
@@ -70,22 +67,6 @@ def train_dpo(
     To continue from an SFT adapter, merge it first (``palaestra merge``) and
     pass the merged folder as ``hf/<dir>``.
     """
-    config = config or DPORunConfig()
-    started = time.perf_counter()
-    out = Path(out_dir)
-    trainer, tokenizer, base_path = build_dpo_trainer(model_id, dataset, config, out)
-    result = trainer.train()
-    return save_output(
-        trainer,
-        tokenizer,
-        out,
-        kind="dpo",
-        model_id=model_id,
-        base_path=base_path,
-        config=config,
-        card=load_card(dataset),
-        rows=len(trainer.train_dataset),
-        metrics=result.metrics,
-        trainable=count_trainable(trainer.model),
-        started=started,
+    return fit_and_save(
+        "dpo", build_dpo_trainer, model_id, dataset, config or DPORunConfig(), out_dir
     )

@@ -10,19 +10,16 @@ no loss: AgentRefine's masked mistakes).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from palaestra.train._common import (
     TrainMetadata,
-    count_trainable,
+    fit_and_save,
     load_base,
-    load_card,
     load_dataset_arg,
     lora_config,
     resolve_model_path,
-    save_output,
     trainer_args,
 )
 from palaestra.train._config import SFTRunConfig
@@ -69,22 +66,6 @@ def train_sft(
     ``dataset`` is a ``datasets.Dataset``, a ``save_to_disk`` folder (its
     dataset card, if any, is copied into the metadata) or a JSONL/Parquet file.
     """
-    config = config or SFTRunConfig()
-    started = time.perf_counter()
-    out = Path(out_dir)
-    trainer, tokenizer, base_path = build_sft_trainer(model_id, dataset, config, out)
-    result = trainer.train()
-    return save_output(
-        trainer,
-        tokenizer,
-        out,
-        kind="sft",
-        model_id=model_id,
-        base_path=base_path,
-        config=config,
-        card=load_card(dataset),
-        rows=len(trainer.train_dataset),
-        metrics=result.metrics,
-        trainable=count_trainable(trainer.model),
-        started=started,
+    return fit_and_save(
+        "sft", build_sft_trainer, model_id, dataset, config or SFTRunConfig(), out_dir
     )
