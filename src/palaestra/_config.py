@@ -7,6 +7,7 @@ invalid values are errors that name the field.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,3 +45,22 @@ def load_config(cls: type[M], path: str | Path | None, what: str, overrides: dic
         ]
         source = f" in {path}" if path else ""
         raise ValueError(f"invalid {what} config{source}:\n" + "\n".join(lines)) from None
+
+
+def config_changes(old: BaseModel, new: BaseModel, resumable: Collection[str]) -> list[str]:
+    """``"field: old -> new"`` for every field that differs, except those in ``resumable``."""
+    return [
+        f"{k}: {getattr(old, k)!r} -> {getattr(new, k)!r}"
+        for k in type(new).model_fields
+        if k not in resumable and getattr(old, k) != getattr(new, k)
+    ]
+
+
+def refuse_changes(run_dir: Path, what: str, changes: list[str]) -> None:
+    """Refuse to resume ``run_dir`` when its stored config differs in ``changes``."""
+    if changes:
+        raise ValueError(
+            f"{run_dir} already holds {what} with a different config ("
+            + "; ".join(changes)
+            + "). Resume with the same settings, or use a new --out directory."
+        )

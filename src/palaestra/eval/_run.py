@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from rich.console import Console
 
-from palaestra._config import load_config
+from palaestra._config import config_changes, load_config, refuse_changes
 from palaestra.agent import AGENTS, Agent, AgentLoop, ReflexionAgent, get_agent
 from palaestra.env import Environment, Task
 from palaestra.eval._suites import (
@@ -163,20 +163,11 @@ def check_resume(store: RunStore, config: EvalConfig, suite: Suite) -> None:
             "error(s)); use a new --out directory"
         ) from None
     new = config.model_copy(update={"suite": suite.id})
-    diffs = [
-        f"{k}: {getattr(old, k)!r} -> {getattr(new, k)!r}"
-        for k in EvalConfig.model_fields
-        if k not in RESUMABLE_CHANGES and getattr(old, k) != getattr(new, k)
-    ]
+    diffs = config_changes(old, new, RESUMABLE_CHANGES)
     new_print = suite_fingerprint(suite)
     if old.suite == suite.id and old_print != new_print:
         diffs.append(f"tasks of suite {suite.id!r}: {old_print} -> {new_print}")
-    if diffs:
-        raise ValueError(
-            f"{store.run_dir} already holds an eval run with a different config ("
-            + "; ".join(diffs)
-            + "). Resume with the same settings, or use a new --out directory."
-        )
+    refuse_changes(store.run_dir, "an eval run", diffs)
 
 
 def build_suite_agent(config: EvalConfig, model: Model | None, env_id: str) -> SuiteAgent:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from palaestra._config import config_changes, refuse_changes
 from palaestra.agent import Agent, ReflexionAgent, get_agent
 from palaestra.env import Environment, make, tasks
 from palaestra.model import GenerationConfig, Model, get_model
@@ -58,17 +59,7 @@ def check_resume(store: RunStore, config: RolloutConfig) -> None:
     if run is None:
         return
     old = RolloutConfig.model_validate(run.config)
-    diffs = [
-        f"{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}"
-        for k in RolloutConfig.model_fields
-        if k not in RESUMABLE_CHANGES and getattr(old, k) != getattr(config, k)
-    ]
-    if diffs:
-        raise ValueError(
-            f"{store.run_dir} already holds a run with a different config ("
-            + "; ".join(diffs)
-            + "). Resume with the same settings, or use a new --out directory."
-        )
+    refuse_changes(store.run_dir, "a run", config_changes(old, config, RESUMABLE_CHANGES))
 
 
 def build_agent(config: RolloutConfig, model: Model | None) -> Agent:
