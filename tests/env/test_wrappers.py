@@ -95,3 +95,38 @@ def test_rename_verbs_rejects_original_bracket_verbs() -> None:
     assert obs.info["invalid"] and "Unknown action 'search[anything]'" in obs.text
     assert "search[" not in env.reset(tasks("toolqa-v1", n=1)[0]).text  # grammar hint renamed
     assert not env.step(env.expert()).info["invalid"]
+
+
+@pytest.mark.parametrize("env_id", ["shop-v1", "house-v1", "toolqa-v1", "maze-v1"])
+def test_inject_mistake_replaces_one_early_action_and_the_expert_recovers(env_id: str) -> None:
+    env = make(env_id, perturbations=["inject_mistake"])
+    plain = make(env_id)
+    for task in tasks(env_id, "test", n=6):
+        obs, injected = env.reset(task), []
+        plain.reset(task)
+        while not obs.done:
+            action = env.expert()
+            obs = env.step(action)
+            if "injected_action" in obs.info:
+                injected.append((obs.info["step"], obs.info["injected_action"], action))
+                assert obs.text.startswith("(Your action was not carried out. Instead, you did: ")
+                assert obs.info["injected_action"] != action  # the intended (right) action
+                assert not obs.info["invalid"]
+        assert len(injected) == 1, injected
+        assert injected[0][0] in (2, 3)  # the 2nd or 3rd action (info["step"] counts from 1)
+        assert obs.info["success"]  # the expert replans from the state the mistake left
+
+
+def test_inject_mistake_is_seeded_per_task() -> None:
+    def injected(seed: int) -> list[str]:
+        env = make("house-v1", perturbations=["inject_mistake"], perturbation_seed=seed)
+        out = []
+        for task in tasks("house-v1", "test", n=5):
+            obs = env.reset(task)
+            while not obs.done:
+                obs = env.step(env.expert())
+                out += [obs.info["injected_action"]] if "injected_action" in obs.info else []
+        return out
+
+    assert injected(0) == injected(0)
+    assert injected(0) != injected(1)

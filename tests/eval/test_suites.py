@@ -31,6 +31,7 @@ GOLDEN: dict[str, tuple[int, str]] = {
     "heldin-v1": (60, "6b17379dfe68d9a3"),
     "heldout-v1": (60, "ee6c9ee55e0aefbb"),
     "perturbed-v1": (96, "56b95a2ac7c9e51e"),
+    "recovery-v1": (60, "844018fb29de4a99"),
 }
 
 
@@ -68,7 +69,16 @@ def test_builtin_suite_composition() -> None:
     perturbed = suite_tasks(get_suite("perturbed-v1"))
     heldin_ids = {st.task.task_id for st in heldin}
     assert {st.group for st in perturbed} == {"perturbed"}
-    assert {st.perturbations for st in perturbed} == {(p,) for p in PERTURBATIONS}
+    assert {st.perturbations for st in perturbed} == {
+        (p,) for p in PERTURBATIONS if p != "inject_mistake"
+    }
+    recovery = suite_tasks(get_suite("recovery-v1"))
+    assert {st.group for st in recovery} == {"recovery"}
+    assert {st.perturbations for st in recovery} == {("inject_mistake",)}
+    # the same tasks as heldin-v1, each with one injected mistake
+    assert [split_perturbation(st.task)[0].task_id for st in recovery] == [
+        st.task.task_id for st in heldin
+    ]
     for st in perturbed:
         plain, perts, _ = split_perturbation(st.task)
         assert perts == st.perturbations

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Literal
 
 from palaestra.agent._core import Agent, AgentLoop, EpisodeEnd, ModelCall, for_attempt
 from palaestra.agent._prompts import TokenCounter, estimate_tokens, fit_history, template
@@ -26,7 +27,17 @@ from palaestra.model import ChatMessage, Completion, GenerationConfig
 from palaestra.trajectory import Step
 
 _ACTION_RE = re.compile(r"^\s*Action\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+_FENCE_NEXT_RE = re.compile(r"[ \t]*\n[ \t]*(?=```)")
+_FENCE_CLOSE_RE = re.compile(r"^[ \t]*```[ \t]*$", re.MULTILINE)
 _THOUGHT_RE = re.compile(r"Thought\s*:\s*(.*?)(?=^\s*Action\s*:|\Z)", re.IGNORECASE | re.S | re.M)
+
+
+#: ``full``: the environment's description and action grammar (AgentOccam's compact
+#: description of the observation and action spaces). ``compact``: the reply format
+#: only — for small models fine-tuned on a family, where the ~250 tokens of
+#: description cost training and prefill time and carry nothing the data does not.
+PromptStyle = Literal["full", "compact"]
+PROMPT_STYLES: tuple[PromptStyle, ...] = ("full", "compact")
 
 
 @dataclass
@@ -47,14 +58,40 @@ class Parsed:
     error: str | None
 
 
+def _fenced_block(text: str) -> str | None:
+    """The ```-fenced block at the start of ``text`` (fences included), or None if unclosed."""
+    first = text.find("\n")
+    if first < 0:
+        return None
+    close = _FENCE_CLOSE_RE.search(text, first + 1)
+    return text[: close.end()].rstrip() if close else None
+
+
 def parse_react(text: str) -> Parsed:
-    """Parse ``Thought: ...\\nAction: ...``. The first ``Action:`` line wins."""
+    """Parse ``Thought: ...\\nAction: ...``. The first ``Action:`` line wins.
+
+    A multi-line action (code) is a ```-fenced block opened on the ``Action:``
+    line or on the line right after it (``Action: define`` then the block);
+    the action is then the line's text, a newline and the block, fences included.
+    """
     m = _ACTION_RE.search(text)
     thought_m = _THOUGHT_RE.search(text)
     thought = thought_m.group(1).strip() if thought_m else None
     if m is None:
         return Parsed(thought, None, "no 'Action:' line")
-    action = m.group(1).strip().strip("`").strip()
+    line = m.group(1).strip()
+    inline = line.startswith("```") and len(line) > 6 and line.endswith("```")
+    after = _FENCE_NEXT_RE.match(text, m.end())
+    if (line.startswith("```") and not inline) or after is not None:
+        # A fenced block carries a multi-line action (code): it starts on the
+        # Action line itself or on the line right after it, and is kept verbatim.
+        verb = "" if line.startswith("```") else line.strip("`").strip()
+        start = m.start(1) if not verb else after.end() if after else m.end()
+        block = _fenced_block(text[start:])
+        if block is None:
+            return Parsed(thought, None, "the ``` block after 'Action:' is not closed with ```")
+        return Parsed(thought, f"{verb}\n{block}" if verb else block, None)
+    action = line.strip("`").strip()
     if not action:
         return Parsed(thought, None, "the 'Action:' line is empty")
     return Parsed(thought, action, None)
@@ -74,7 +111,11 @@ class ReactAgent(Agent):
         count_tokens: TokenCounter = estimate_tokens,
         examples: str = "",
         seed: int = 0,
+        prompt: PromptStyle = "full",
     ) -> None:
+        if prompt not in PROMPT_STYLES:
+            raise ValueError(f"prompt must be one of {PROMPT_STYLES}, not {prompt!r}")
+        self.prompt = prompt
         self.max_steps = max_steps
         self.max_prompt_tokens = max_prompt_tokens
         self.generation = generation or GenerationConfig(max_new_tokens=128, stop=["\nObservation"])
@@ -83,9 +124,12 @@ class ReactAgent(Agent):
         self.seed = seed
 
     def system_prompt(self, env: Environment, task: Task) -> str:
-        text = template("react_system").format(
-            description=env.description.strip(), action_help=env.action_help.strip()
-        )
+        if self.prompt == "compact":
+            text = template("react_compact").strip()
+        else:
+            text = template("react_system").format(
+                description=env.description.strip(), action_help=env.action_help.strip()
+            )
         return text + ("\n\n" + self.examples.strip() if self.examples else "")
 
     def extra_system(self, task: Task) -> str:

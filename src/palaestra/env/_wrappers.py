@@ -15,6 +15,12 @@ fails on:
   template and synonym substitutions.
 - ``distractors``: each observation gains sentences about things that are not
   there (acting on them is an invalid action, as for any unknown object).
+- ``inject_mistake``: at one early step (seeded: the 2nd or 3rd action) the
+  agent's action is replaced by a valid but wrong one (an available action
+  that is not the expert's and does not end the episode: a wrong place, a
+  wrong object), and the observation says so. Success then measures recovery
+  from a mistake rather than base skill — the ``recovery-v1`` suite. This one
+  is ours, not AgentRefine's: the paper measures recovery only indirectly.
 
 AgentRefine perturbs by editing its environments' prompts; we do it in a
 wrapper so every family (and third-party adapter) gets the same
@@ -31,13 +37,18 @@ from typing import Any, Literal
 
 from palaestra.env._core import Difficulty, Environment, Observation, Split, Task
 
-Perturbation = Literal["rename_verbs", "shuffle_actions", "paraphrase_instruction", "distractors"]
+Perturbation = Literal[
+    "rename_verbs", "shuffle_actions", "paraphrase_instruction", "distractors", "inject_mistake"
+]
 PERTURBATIONS: tuple[Perturbation, ...] = (
     "rename_verbs",
     "shuffle_actions",
     "paraphrase_instruction",
     "distractors",
+    "inject_mistake",
 )
+#: Steps (0-based) at which ``inject_mistake`` may replace the agent's action.
+INJECT_STEPS = (1, 2)
 
 
 class Wrapper(Environment):
@@ -238,6 +249,8 @@ class Perturb(Wrapper):
         self._unrename: dict[str, str] = {}  # shown verb -> original verb
         self._instruction: tuple[str, str] | None = None
         self._distractors: list[str] = []
+        self._inject_at: int | None = None
+        self._t = 0
 
     # ---- surface transforms --------------------------------------------------
 
@@ -321,10 +334,46 @@ class Perturb(Wrapper):
         if "distractors" in self.perturbations:
             k = min(self.n_distractors, len(_DISTRACTORS))
             self._distractors = rng.sample(_DISTRACTORS, k)
+        self._t = 0
+        self._inject_at = None
+        if "inject_mistake" in self.perturbations:
+            self._inject_at = random.Random(f"inject:{self.seed}:{task.task_id}").choice(
+                INJECT_STEPS
+            )
         return self._observe(self.env.reset(task))
+
+    def _wrong_action(self, intended: str) -> str | None:
+        """A valid action that is not the expert's and does not end the episode."""
+        try:
+            right = self.env.expert()
+        except Exception:  # an environment without an expert: any other action is "wrong"
+            right = intended
+        candidates = [a for a in self.env.available_actions() if a not in (right, intended)]
+        random.Random(f"wrong:{self.seed}:{self._t}:{intended}").shuffle(candidates)
+        snap = self.env.snapshot()
+        try:
+            for action in candidates[:12]:
+                obs = self.env.step(action)
+                ok = not (obs.done or obs.info.get("invalid"))
+                self.env.restore(snap)
+                if ok:
+                    return action
+        finally:
+            self.env.restore(snap)
+        return None
 
     def step(self, action: str) -> Observation:
         original = self._to_original(action)
+        t, self._t = self._t, self._t + 1
+        if t == self._inject_at:
+            intended = "" if original.startswith("\x00") else original
+            wrong = self._wrong_action(intended)
+            if wrong is not None:
+                obs = self._observe(self.env.step(wrong))
+                shown = self._rename_action(wrong)
+                note = f"(Your action was not carried out. Instead, you did: {shown}.)\n"
+                info = {**obs.info, "injected_action": wrong, "intended_action": action}
+                return obs.model_copy(update={"text": note + obs.text, "info": info})
         if original.startswith("\x00renamed:"):
             obs = self.env.step("\x00")  # counted as malformed by the inner env
             hint = (
@@ -349,3 +398,11 @@ class Perturb(Wrapper):
 
     def expert(self) -> str:
         return self._rename_action(self.env.expert())
+
+    def snapshot(self) -> object:
+        return (self.env.snapshot(), self._t)
+
+    def restore(self, snapshot: object) -> None:
+        inner, t = snapshot  # pyright: ignore[reportGeneralTypeIssues]
+        self.env.restore(inner)
+        self._t = int(t)  # pyright: ignore[reportUnknownArgumentType]

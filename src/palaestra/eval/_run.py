@@ -27,7 +27,7 @@ import copy
 import platform
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from rich.console import Console
@@ -86,6 +86,11 @@ class EvalConfig(BaseModel):
     temperature: float = Field(default=0.0, ge=0, description="Sampling temperature (0 = greedy).")
     max_new_tokens: int = Field(default=128, ge=1, description="Tokens per model reply.")
     max_prompt_tokens: int = Field(default=3072, ge=64, description="History budget per prompt.")
+    prompt: Literal["full", "compact"] = Field(
+        default="full",
+        description="System prompt: full (environment description and actions) or compact "
+        "(reply format only; for small models fine-tuned on a family).",
+    )
     seed: int = Field(default=0, ge=0, description="Sampling seed (epoch e > 0 derives its own).")
 
     @field_validator("agent")
@@ -177,6 +182,7 @@ def build_suite_agent(config: EvalConfig, model: Model | None, env_id: str) -> S
         agent=config.agent,
         max_steps=config.max_steps,
         max_prompt_tokens=config.max_prompt_tokens,
+        prompt=config.prompt,
         temperature=config.temperature,
         max_new_tokens=config.max_new_tokens,
         seed=config.seed,

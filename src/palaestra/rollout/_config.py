@@ -48,6 +48,11 @@ class RolloutConfig(BaseModel):
     temperature: float = Field(default=0.0, ge=0, description="Sampling temperature (0 = greedy).")
     max_new_tokens: int = Field(default=128, ge=1, description="Tokens per model reply.")
     max_prompt_tokens: int = Field(default=3072, ge=64, description="History budget per prompt.")
+    prompt: Literal["full", "compact"] = Field(
+        default="full",
+        description="System prompt: full (environment description and actions) or compact "
+        "(reply format only; for small models fine-tuned on a family).",
+    )
     perturbations: list[Perturbation] = Field(
         default_factory=list[Perturbation], description="AgentRefine-style perturbations."
     )

@@ -67,6 +67,8 @@ def build_agent(config: RolloutConfig, model: Model | None) -> Agent:
         "max_steps": config.max_steps,
         "max_prompt_tokens": config.max_prompt_tokens,
     }
+    if config.prompt != "full":  # only the ReAct family of agents takes it
+        kwargs["prompt"] = config.prompt
     kwargs["generation"] = GenerationConfig(
         temperature=config.temperature,
         max_new_tokens=config.max_new_tokens,
@@ -77,6 +79,12 @@ def build_agent(config: RolloutConfig, model: Model | None) -> Agent:
     if callable(counter):
         kwargs["count_tokens"] = counter
     kwargs["seed"] = config.seed
+    if config.agent.startswith("search:"):
+        # Search settings (palaestra.agent.search.SearchConfig) come from the config's
+        # `search` mapping when it has one; the agent's defaults otherwise.
+        search = getattr(config, "search", None)
+        if search:
+            kwargs["search"] = search
     return get_agent(config.agent, **kwargs)
 
 

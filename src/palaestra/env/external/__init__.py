@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import warnings
 
 log = logging.getLogger("palaestra.env")
 
@@ -24,5 +25,12 @@ def register_external() -> None:
         except ModuleNotFoundError as e:
             if e.name == f"{__name__}.{name}":
                 continue  # adapter not shipped in this build
-            raise
-        module.register_envs()
+            warnings.warn(f"environment adapter {name!r} failed to load: {e}", stacklevel=2)
+            continue
+        try:
+            module.register_envs()
+        except Exception as e:  # one broken adapter must not take the registry down
+            warnings.warn(
+                f"environment adapter {name!r} failed to register: {type(e).__name__}: {e}",
+                stacklevel=2,
+            )
