@@ -46,7 +46,9 @@ ENV_IDS = [
         if (why := _importable(i))
         else (),
     )
-    for i in registry()
+    # External adapters (servers, extras) have their own tests in tests/env/external/.
+    for i, s in registry().items()
+    if s.source == "palaestra"
 ]
 
 

@@ -1,4 +1,4 @@
-"""``palaestra data sft|refine|pairs RUN_DIR... --out DIR``: build training datasets from runs.
+"""``palaestra data sft|refine|reflect|pairs RUN_DIR... --out DIR``: build training datasets from runs.
 
 Each command writes a ``datasets`` folder (``load_from_disk``) with ``card.json``
 and ``README.md`` (sources, parameters, counts, token statistics) beside it.
@@ -138,11 +138,14 @@ def pairs_cmd(
     run_dirs: list[Path] = RunDirs,
     out: Path = Out,
     kind: list[str] = typer.Option(
-        ["trajectory", "step"], "--kind", help="trajectory and/or step (repeat)."
+        ["trajectory", "step"],
+        "--kind",
+        help="trajectory, step and/or tree (repeat); tree reads search trees (search:* agents).",
     ),
     threshold: float = typer.Option(1.0, help="Success means score >= this."),
     max_per_task: int = typer.Option(4, help="Trajectory-level pairs per task."),
     min_margin: float = typer.Option(0.5, help="Step-level: least value gap of a pair."),
+    tree_margin: float = typer.Option(0.1, help="Tree: least Q-value gap of a pair."),
     tokenizer: str | None = TokenizerOpt,
 ) -> None:
     """DPO pairs: success vs failure on a task, and diverging steps with different outcomes."""
@@ -156,8 +159,45 @@ def pairs_cmd(
             threshold=threshold,
             max_per_task=max_per_task,
             min_margin=min_margin,
+            tree_margin=tree_margin,
             tokenizer=_tokenizer(tokenizer),
         )
     except (StoreError, ValueError, OSError) as e:
         fail(str(e))
+    _finish(ds, card, out)
+
+
+@data_app.command("reflect")
+def reflect_cmd(
+    run_dirs: list[Path] = RunDirs,
+    out: Path = Out,
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="The actor model that names the first wrong step (default: the divergence step).",
+    ),
+    base_url: str | None = typer.Option(None, help="Server URL for an openai/ model."),
+    max_per_tree: int = typer.Option(2, help="Revision samples per search tree."),
+    tokenizer: str | None = TokenizerOpt,
+) -> None:
+    """Agent-R revision data from search trees: bad prefix without loss, revision and good suffix with."""
+    from palaestra.data import build_reflect
+    from palaestra.trajectory import StoreError
+
+    try:
+        actor = None
+        if model is not None:
+            from palaestra.model import get_model
+
+            actor = get_model(model, **({"base_url": base_url} if base_url else {}))
+        ds, card = build_reflect(
+            run_dirs, model=actor, max_per_tree=max_per_tree, tokenizer=_tokenizer(tokenizer)
+        )
+    except (StoreError, ValueError, OSError, ImportError) as e:
+        fail(str(e))
+    if not card.counts.get("trees"):
+        fail(
+            "no search trees in these runs; make them with a search agent, e.g. "
+            "`palaestra rollout --agent search:mcts ...`"
+        )
     _finish(ds, card, out)

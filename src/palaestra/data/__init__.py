@@ -4,7 +4,9 @@
   optional hybrid mixing with general chat data.
 - :func:`build_refine` / :func:`build_refine_synthetic`: mistakes kept in context
   without loss, teacher corrections with loss (AgentRefine).
-- :func:`build_pairs`: DPO pairs, trajectory-level (AgentGym / ETO) and step-level (Agent Q).
+- :func:`build_pairs`: DPO pairs, trajectory-level (AgentGym / ETO) and step-level (Agent Q,
+  from episodes or from search trees).
+- :func:`build_reflect`: revision trajectories spliced from search trees (Agent-R).
 - :func:`save`: ``save_to_disk`` plus ``card.json`` and ``README.md``.
 """
 
@@ -19,6 +21,7 @@ from palaestra.data._refine import (
     build_refine,
     build_refine_synthetic,
 )
+from palaestra.data._reflect import build_reflect, load_trees
 from palaestra.data._sft import build_sft
 
 __all__ = [
@@ -32,9 +35,11 @@ __all__ = [
     "build_pairs",
     "build_refine",
     "build_refine_synthetic",
+    "build_reflect",
     "build_sft",
     "load_card",
     "load_general",
     "load_sources",
+    "load_trees",
     "save",
 ]

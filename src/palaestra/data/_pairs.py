@@ -18,6 +18,13 @@ shared history; ``chosen``/``rejected``: ONE assistant message each):
   with MCTS and an AI critic; we use the outcomes the store already holds.
   The highest- and lowest-valued turns form a pair when their values differ by
   at least ``min_margin``.
+- ``tree`` (Agent Q from search): the stored search trees of
+  ``palaestra.agent.search`` runs. At every expanded state with two or more
+  children, the child with the highest Q-value estimate (MCTS: the mean
+  backed-up value; best-first: the best value in its subtree; a child never
+  backed up counts its own value) is preferred over the lowest, when their Q
+  differ by at least ``tree_margin``. This is Agent Q's step-level preference
+  with the search's own Q in place of its MCTS + AI-critic mix.
 
 Episodes with an ``error`` outcome are ignored; success means ``score >= threshold``.
 """
@@ -43,6 +50,7 @@ from palaestra.data._common import (
     tokenizer_name,
 )
 from palaestra.trajectory import Episode
+from palaestra.trajectory._schema import SearchTree, TreeNode
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -156,6 +164,45 @@ def step_pairs(
     return rows, {"step_states": len(values), "step_branching_states": branching}
 
 
+def _q(n: TreeNode) -> float:
+    return n.q if n.q is not None else (n.value or 0.0)
+
+
+def tree_pairs(
+    trees: Sequence[tuple[Episode, SearchTree]], margin: float
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Step-level pairs from search trees (the ``tree`` kind in the module docstring)."""
+    rows: list[dict[str, Any]] = []
+    branching = 0
+    for ep, tree in trees:
+        kids: dict[int, list[TreeNode]] = defaultdict(list)
+        for n in tree.nodes:
+            if n.parent is not None:
+                kids[n.parent].append(n)
+        for parent, children in kids.items():
+            if len(children) < 2:
+                continue
+            branching += 1
+            ranked = sorted(children, key=lambda c: (-_q(c), -c.samples, c.id))
+            best, worst = ranked[0], ranked[-1]
+            if _q(best) - _q(worst) < margin or best.raw_output == worst.raw_output:
+                continue
+            prompt = [{"role": m.role, "content": m.content} for m in tree.messages(parent)]
+            rows.append(
+                _row(
+                    "tree",
+                    ep,
+                    prompt,
+                    best.raw_output,
+                    worst.raw_output,
+                    chosen_value=_q(best),
+                    rejected_value=_q(worst),
+                    depth=tree.nodes[parent].depth,
+                )
+            )
+    return rows, {"trees": len(trees), "tree_branching_states": branching}
+
+
 def pair_stats(rows: Sequence[dict[str, Any]], tokenizer: Encoder | None) -> TokenStats:
     count = counter(tokenizer)
     per_row: list[int] = []
@@ -182,12 +229,13 @@ def build_pairs(
     threshold: float = 1.0,
     max_per_task: int = 4,
     min_margin: float = 0.5,
+    tree_margin: float = 0.1,
     tokenizer: Encoder | None = None,
 ) -> tuple[Dataset, DatasetCard]:
     """DPO pairs of the runs' episodes (see the module docstring). Identical pairs are merged."""
-    bad = [k for k in kinds if k not in ("trajectory", "step")]
+    bad = [k for k in kinds if k not in ("trajectory", "step", "tree")]
     if bad:
-        raise ValueError(f"unknown pair kinds {bad}; choose trajectory and/or step")
+        raise ValueError(f"unknown pair kinds {bad}; choose trajectory, step and/or tree")
     srcs = sources if sources is not None else load_sources(run_dirs or [])
     eps = [e for s in srcs for e in s.episodes if e.outcome != "error"]
     counts: dict[str, int] = {"episodes": len(eps)}
@@ -200,6 +248,13 @@ def build_pairs(
         r, c = step_pairs(eps, threshold, min_margin)
         rows += r
         counts.update(c)
+    if "tree" in kinds:
+        from palaestra.data._reflect import load_trees
+
+        trees = [t for ts in load_trees(s.path for s in srcs) for t in ts.trees]
+        r, c = tree_pairs(trees, tree_margin)
+        rows += r
+        counts.update(c)
     seen: set[tuple[str, str]] = set()
     unique: list[dict[str, Any]] = []
     for r in rows:
@@ -209,6 +264,8 @@ def build_pairs(
             unique.append(r)
     counts["trajectory_pairs"] = sum(r["kind"] == "trajectory" for r in unique)
     counts["step_pairs"] = sum(r["kind"] == "step" for r in unique)
+    if "tree" in kinds:
+        counts["tree_pairs"] = sum(r["kind"] == "tree" for r in unique)
     counts["rows"] = len(unique)
     card = DatasetCard(
         builder="pairs",
@@ -218,6 +275,7 @@ def build_pairs(
             "threshold": threshold,
             "max_per_task": max_per_task,
             "min_margin": min_margin,
+            **({"tree_margin": tree_margin} if "tree" in kinds else {}),
         },
         counts=counts,
         tokens=pair_stats(unique, tokenizer),

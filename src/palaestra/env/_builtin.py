@@ -10,6 +10,7 @@ def register_builtin() -> None:
     register("house-v1", "palaestra.env.families.house:HouseEnv", max_episode_steps=50)
     register("toolqa-v1", "palaestra.env.families.toolqa:ToolQAEnv", max_episode_steps=20)
     register("maze-v1", "palaestra.env.families.maze:MazeEnv", max_episode_steps=100)
+    register("code-v1", "palaestra.env.families.code:CodeEnv", max_episode_steps=15)
 
     from palaestra.env.external import register_external
 

@@ -134,3 +134,86 @@ class Run(BaseModel):
     palaestra_version: str = ""
     packages: dict[str, str] = Field(default_factory=dict[str, str])
     host: str = ""
+
+
+# ---- search trees (palaestra.agent.search) ----------------------------------------------
+
+#: Version of the stored search-tree format (independent of the episode schema: trees live
+#: in their own table, so adding them changed nothing an older reader of episodes sees).
+TREE_SCHEMA_VERSION = 1
+
+#: The ``Episode.metadata`` key under which a search agent hands its tree to the store;
+#: :meth:`RunStore.add` moves it into the ``trees`` table (see ``_store.py``).
+TREE_METADATA_KEY = "search_tree"
+
+
+class TreeNode(BaseModel):
+    """One environment state reached during search (the root is the task's first observation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(ge=0, description="Index in SearchTree.nodes; the root is 0.")
+    parent: int | None = Field(description="The parent's id; None for the root.")
+    depth: int = Field(ge=0, description="Actions from the task's start state.")
+    action: str | None = Field(default=None, description="The action that led here (None: root).")
+    raw_output: str = Field(default="", description="The model reply that proposed the action.")
+    thought: str | None = None
+    observation: str = Field(default="", description="The environment's reply to the action.")
+    reward: float = Field(default=0.0, description="Reward of the step into this state.")
+    progress: float = 0.0
+    value: float | None = Field(default=None, description="The value function's estimate.")
+    visits: int = Field(default=0, ge=0, description="MCTS visits (0 for best-first).")
+    q: float | None = Field(
+        default=None,
+        description="MCTS: mean backed-up value; best-first: the best value in the subtree.",
+    )
+    samples: int = Field(default=1, ge=0, description="Sampled replies that proposed this action.")
+    terminal: bool = Field(default=False, description="The episode ended here (or was truncated).")
+    success: bool = False
+    invalid: bool = Field(default=False, description="The environment rejected the action.")
+    expanded: bool = Field(default=False, description="Actions were sampled from this state.")
+
+
+class SearchTree(BaseModel):
+    """The whole tree of one search episode, as stored beside the episode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = TREE_SCHEMA_VERSION
+    algorithm: str = Field(description="'best-first' or 'mcts'.")
+    value: str = Field(description="Value function: 'progress', 'self' or 'rollout'.")
+    system_prompt: str = Field(default="", description="The agent's system message.")
+    nodes: list[TreeNode] = Field(default_factory=list[TreeNode])
+    best_path: list[int] = Field(
+        default_factory=list[int],
+        description="Node ids of the episode's committed path, root first.",
+    )
+    config: dict[str, Any] = Field(default_factory=dict[str, Any], description="Search settings.")
+    used: dict[str, Any] = Field(
+        default_factory=dict[str, Any],
+        description="What the search spent: expansions, model calls, tokens, seconds, stop reason.",
+    )
+
+    def children(self, node_id: int) -> list[TreeNode]:
+        return [n for n in self.nodes if n.parent == node_id]
+
+    def path(self, node_id: int) -> list[TreeNode]:
+        """The nodes from the root to ``node_id``, root first."""
+        out: list[TreeNode] = []
+        cur: int | None = node_id
+        while cur is not None:
+            out.append(self.nodes[cur])
+            cur = self.nodes[cur].parent
+        return out[::-1]
+
+    def messages(self, node_id: int) -> list[ChatMessage]:
+        """The ReAct conversation that reaches ``node_id``: system, task, then turn pairs."""
+        path = self.path(node_id)
+        out = [
+            ChatMessage(role="system", content=self.system_prompt),
+            ChatMessage(role="user", content=path[0].observation),
+        ]
+        for n in path[1:]:
+            out.append(ChatMessage(role="assistant", content=n.raw_output))
+            out.append(ChatMessage(role="user", content=n.observation))
+        return out

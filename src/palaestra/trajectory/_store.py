@@ -9,6 +9,15 @@ restarted run idempotent — it asks :meth:`RunStore.done` what is finished
 and runs only the rest. The one exception is an ``error`` episode, which a
 later attempt at the same key may replace (infrastructure failures are
 retried, never kept as a result when a retry succeeded).
+
+Search trees (``palaestra.agent.search``) live in their own ``trees`` table,
+one row per episode id, written in the same transaction as the episode: a
+search agent puts its :class:`SearchTree` in ``Episode.metadata["search_tree"]``
+and :meth:`RunStore.add` moves it there (the stored episode body no longer
+holds it; ``metadata["search"]`` keeps a small summary). The table is
+additive: stores written before it existed open unchanged (the table is
+created on the first writable open; a read-only open of such a store simply
+has no trees), and its rows carry their own ``TREE_SCHEMA_VERSION``.
 """
 
 from __future__ import annotations
@@ -19,7 +28,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from palaestra.trajectory._schema import SCHEMA_VERSION, Episode, Outcome, Run
+from palaestra.trajectory._schema import (
+    SCHEMA_VERSION,
+    TREE_METADATA_KEY,
+    TREE_SCHEMA_VERSION,
+    Episode,
+    Outcome,
+    Run,
+    SearchTree,
+)
 
 DB_NAME = "run.sqlite"
 
@@ -41,6 +58,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS episodes_env ON episodes (env_id, outcome);
+CREATE TABLE IF NOT EXISTS trees (episode_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 
 
@@ -105,9 +123,15 @@ class RunStore:
     def add(self, episode: Episode) -> bool:
         """Append one finished episode atomically. Returns False if it was already stored.
 
-        An existing ``error`` episode with the same id is replaced.
+        An existing ``error`` episode with the same id is replaced. A search tree in
+        ``metadata["search_tree"]`` goes to the ``trees`` table (see the module docstring).
         """
         t = episode.task
+        tree: SearchTree | None = None
+        if TREE_METADATA_KEY in episode.metadata:
+            meta = dict(episode.metadata)
+            tree = SearchTree.model_validate(meta.pop(TREE_METADATA_KEY))
+            episode = episode.model_copy(update={"metadata": meta})
         with self._lock, self._conn:
             row = self._conn.execute(
                 "SELECT outcome FROM episodes WHERE episode_id = ?", (episode.episode_id,)
@@ -133,6 +157,12 @@ class RunStore:
                     episode.model_dump_json(),
                 ),
             )
+            # A replaced error episode must not keep a tree that belonged to it.
+            self._conn.execute("DELETE FROM trees WHERE episode_id = ?", (episode.episode_id,))
+            if tree is not None:
+                self._conn.execute(
+                    "INSERT INTO trees VALUES (?, ?)", (episode.episode_id, tree.model_dump_json())
+                )
         return True
 
     def done(self, *, include_errors: bool = False) -> set[str]:
@@ -178,6 +208,43 @@ class RunStore:
                 "SELECT body FROM episodes WHERE episode_id = ?", (episode_id,)
             ).fetchone()
         return None if row is None else Episode.model_validate_json(row[0])
+
+    def _has_trees(self) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trees'"
+        ).fetchone()
+        return row is not None
+
+    def _tree(self, episode_id: str, body: str) -> SearchTree:
+        tree = SearchTree.model_validate_json(body)
+        if tree.schema_version != TREE_SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: the search tree of {episode_id!r} has format "
+                f"v{tree.schema_version}; this Palaestra reads v{TREE_SCHEMA_VERSION}"
+            )
+        return tree
+
+    def tree(self, episode_id: str) -> SearchTree | None:
+        """The search tree stored with an episode, or None (not a search episode, or an older run)."""
+        with self._lock:
+            if not self._has_trees():
+                return None
+            row = self._conn.execute(
+                "SELECT body FROM trees WHERE episode_id = ?", (episode_id,)
+            ).fetchone()
+        return None if row is None else self._tree(episode_id, row[0])
+
+    def trees(self) -> Iterator[tuple[str, SearchTree]]:
+        """Every stored ``(episode_id, tree)``, in the order the episodes finished."""
+        with self._lock:
+            if not self._has_trees():
+                return
+            rows = self._conn.execute(
+                "SELECT t.episode_id, t.body FROM trees t JOIN episodes e "
+                "ON e.episode_id = t.episode_id ORDER BY e.seq"
+            ).fetchall()
+        for episode_id, body in rows:
+            yield episode_id, self._tree(episode_id, body)
 
     def summary(self) -> dict[str, Any]:
         """Counts by outcome, plus mean score and progress over non-error episodes."""

@@ -6,6 +6,8 @@ API (all GET, JSON; the page in ``static/`` is its only client):
 - ``/api/runs/{run}/episodes?env=&outcome=&split=&suite=&group=&q=&offset=&limit=``:
   one page of a run's episodes, filtered, with the facets the filters offer.
 - ``/api/runs/{run}/episode?id=TASK_ID#ATTEMPT``: one ``Episode``, exactly as stored.
+- ``/api/runs/{run}/tree?id=TASK_ID#ATTEMPT``: the ``SearchTree`` of a search
+  agent's episode (404 for episodes without one).
   (Episode ids hold ``/`` and ``#``, so they travel in the query string.)
 - ``/api/task?id=TASK_ID``: the episodes of one task across the served runs.
 - ``/api/diff?run_a=&episode_a=&run_b=&episode_b=``: two episodes of the same
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Annotated
 
 from palaestra.trajectory import Episode
+from palaestra.trajectory._schema import SearchTree
 from palaestra.web._index import MAX_PAGE, BadRequest, NotFound, RunIndex
 from palaestra.web._models import EpisodeDiff, EpisodePage, RunInfo, TaskEpisode
 
@@ -136,6 +139,10 @@ def create_viewer_app(
         # Serialised by the schema itself; FastAPI would validate it a second time.
         body = index.episode(run, id).model_dump_json()
         return Response(body, media_type="application/json")
+
+    @app.get("/api/runs/{run}/tree", response_model=SearchTree)
+    def tree(run: str, id: str) -> Response:  # pyright: ignore[reportUnusedFunction]
+        return Response(index.tree(run, id).model_dump_json(), media_type="application/json")
 
     @app.get("/api/task")
     def task(id: str) -> list[TaskEpisode]:  # pyright: ignore[reportUnusedFunction]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from palaestra.trajectory import Episode, RunStore, StoreError
+from palaestra.trajectory._schema import SearchTree
 from palaestra.web._models import (
     DiffRow,
     EpisodeDiff,
@@ -256,6 +257,16 @@ class RunIndex:
         if ep is None:
             raise NotFound(f"run {run!r} has no episode {episode_id!r}")
         return ep
+
+    def tree(self, run: str, episode_id: str) -> SearchTree:
+        """The search tree stored with an episode (search agents only)."""
+        r = self._run(run)
+        tree = r.store.tree(episode_id)
+        if tree is None:
+            if r.store.get(episode_id) is None:
+                raise NotFound(f"run {run!r} has no episode {episode_id!r}")
+            raise NotFound(f"episode {episode_id!r} of run {run!r} has no search tree")
+        return tree
 
     def task_episodes(self, task_id: str) -> list[TaskEpisode]:
         """Every served episode of one task, run by run (for 'compare with' links)."""

@@ -6,6 +6,7 @@
 //          #/run/RUN?env=&outcome=&split=&suite=&group=&q=&offset=
 //          #/episode/RUN?id=EPISODE_ID&step=N
 //          #/diff?run_a=&episode_a=&run_b=&episode_b=
+// An episode of a search agent also shows its search tree (GET /api/runs/RUN/tree?id=).
 "use strict";
 
 const PAGE = 50;
@@ -268,9 +269,43 @@ function stepView(ep, i) {
     h("details", {class: "panel"}, h("summary", {}, "Raw model output"), text(s.raw_output)));
 }
 
+// The search tree as nested lists; the committed path is marked "best".
+function treeNode(tree, kids, best, id) {
+  const n = tree.nodes[id];
+  const cls = ["tree-node", best.has(id) ? "best" : "", n.success ? "success" : "",
+    n.invalid ? "invalid" : "", n.terminal && !n.success ? "failed" : ""].filter(Boolean).join(" ");
+  const stats = [`V ${num(n.value)}`, `Q ${num(n.q)}`, n.visits ? `N ${n.visits}` : null,
+    n.samples > 1 ? `×${n.samples}` : null, `progress ${num(n.progress)}`].filter(Boolean).join(" · ");
+  const below = kids.get(id) || [];
+  return h("li", {class: cls, "data-node": id},
+    h("div", {class: "tree-line", title: n.observation},
+      h("span", {class: "idx"}, `#${id}`), " ",
+      h("span", {class: "tree-action"}, n.action ?? "(start)"), " ",
+      h("span", {class: "muted small"}, stats)),
+    below.length ? h("ul", {class: "tree"}, below.map((c) => treeNode(tree, kids, best, c))) : null);
+}
+
+async function treePanel(run, id, ep) {
+  const info = ep.metadata.search;
+  if (!info) return null;
+  const tree = await api(`/api/runs/${encodeURIComponent(run)}/tree`, {id});
+  const kids = new Map();
+  for (const n of tree.nodes) {
+    if (n.parent === null) continue;
+    if (!kids.has(n.parent)) kids.set(n.parent, []);
+    kids.get(n.parent).push(n.id);
+  }
+  const used = tree.used;
+  return h("details", {class: "panel search-tree", id: "search-tree"},
+    h("summary", {}, `Search tree: ${tree.algorithm} · value ${tree.value} · ${tree.nodes.length} nodes · ` +
+      `${used.expansions} expansions · ${used.tokens} tokens · stop: ${used.stop_reason}`),
+    h("ul", {class: "tree root"}, treeNode(tree, kids, new Set(tree.best_path), 0)));
+}
+
 async function episodePage(run, params) {
   const id = params.get("id") || "";
   const ep = await api(`/api/runs/${encodeURIComponent(run)}/episode`, {id});
+  const searchTree = await treePanel(run, id, ep);
   const others = (await api("/api/task", {id: ep.task.task_id}))
     .filter((o) => !(o.run === run && o.episode_id === id));
   const episodeId = `${ep.task.task_id}#${ep.attempt}`;
@@ -300,7 +335,8 @@ async function episodePage(run, params) {
     others.length ? h("div", {class: "compare"}, h("b", {}, "Compare with: "),
       others.map((o) => h("a", {class: "compare-link button",
         href: link("/diff", {run_a: run, episode_a: id, run_b: o.run, episode_b: o.episode_id})},
-        `${o.run} #${o.attempt} `, badge(o.outcome)))) : null);
+        `${o.run} #${o.attempt} `, badge(o.outcome)))) : null,
+    searchTree);
 
   if (!n) return h("section", {}, header, h("p", {class: "muted"}, "This episode has no steps."));
 

@@ -1,0 +1,24 @@
+"""The self-improvement loop: ``palaestra evolve``.
+
+- :class:`EvolveConfig` / :func:`load_evolve_config`: what a run does (YAML + flags).
+- :func:`evolve`: base SFT, then iterations of curriculum → rollouts → data →
+  training → evaluation, with a control arm; resumable stage by stage.
+- :mod:`palaestra.evolve._curriculum`: the next iteration's tasks from this one's results.
+"""
+
+from palaestra.evolve._config import CurriculumConfig, DataMix, EvolveConfig, load_evolve_config
+from palaestra.evolve._curriculum import check_no_leak, next_cells, propose
+from palaestra.evolve._loop import EvolveResult, ModelRecord, evolve
+
+__all__ = [
+    "CurriculumConfig",
+    "DataMix",
+    "EvolveConfig",
+    "EvolveResult",
+    "ModelRecord",
+    "check_no_leak",
+    "evolve",
+    "load_evolve_config",
+    "next_cells",
+    "propose",
+]

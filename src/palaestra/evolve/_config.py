@@ -1,0 +1,177 @@
+"""``EvolveConfig``: everything one ``palaestra evolve`` run does, as one pydantic model.
+
+A config is a YAML file (``configs/quickstart.yaml``) plus command-line flags;
+it is stored in the run folder, and resuming with different settings is
+refused (the stages already done were made with the old ones).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from palaestra._config import load_config as load_config_file
+from palaestra.env import DIFFICULTIES, Difficulty
+from palaestra.train import DPORunConfig, SFTRunConfig
+
+
+class DataMix(BaseModel):
+    """What the improving arm trains on in each iteration (the control arm: expert data only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expert: bool = Field(
+        default=True,
+        description="Expert demonstrations on the iteration's tasks (the control arm's data; "
+        "kept in the improving arm so the two differ only by what is added).",
+    )
+    refine: bool = Field(
+        default=True,
+        description="AgentRefine: the agent's own erroneous turns kept in context without loss, "
+        "the environment's feedback, the expert's correction with loss.",
+    )
+    refine_synthetic: int = Field(
+        default=0,
+        ge=0,
+        description="Injected wrong turns per successful own trajectory (0 = off).",
+    )
+    self_sft: bool = Field(
+        default=True,
+        description="The agent's own successful trajectories (AgentEvol's filtered cloning).",
+    )
+    reflect: bool = Field(
+        default=False,
+        description="Agent-R revision trajectories from search trees (needs a search agent).",
+    )
+    pairs: bool = Field(
+        default=False, description="DPO pairs from the rollouts, for the DPO stage (needs dpo)."
+    )
+
+
+class CurriculumConfig(BaseModel):
+    """How the next iteration's training tasks are chosen (see :mod:`._curriculum`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=True, description="Reweight tasks by the last iteration's results."
+    )
+    low: float = Field(
+        default=0.2, ge=0, le=1, description="Below this success rate a cell is 'too hard'."
+    )
+    high: float = Field(
+        default=0.8, ge=0, le=1, description="Above this success rate a cell is 'mastered'."
+    )
+    floor: float = Field(
+        default=0.1, ge=0, le=1, description="Minimum share of any active cell (no forgetting)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CurriculumConfig:
+        if self.low >= self.high:
+            raise ValueError(f"curriculum.low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class EvolveConfig(BaseModel):
+    """One self-improvement run: base SFT, then iterations of rollout → data → train → eval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default="tiny", description="Base model id (tiny, gemma-270m, hf/<dir>).")
+    envs: list[str] = Field(
+        min_length=1, description="Training (held-in) environments, e.g. [house-v1, toolqa-v1]."
+    )
+    difficulties: list[Difficulty] = Field(
+        default_factory=lambda: ["easy"],
+        min_length=1,
+        description="Difficulties trained on at first (the curriculum may add harder ones).",
+    )
+    prompt: Literal["full", "compact"] = Field(
+        default="full", description="System prompt style of the ReAct agent (see rollout)."
+    )
+    max_steps: int = Field(default=12, ge=1, description="Agent turns per episode.")
+    max_new_tokens: int = Field(default=64, ge=1, description="Tokens per model reply.")
+    concurrency: int = Field(default=16, ge=1, description="Episodes in flight at once.")
+    demos: int = Field(
+        default=200, ge=1, description="Expert demonstrations per environment for the base SFT."
+    )
+    base_sft: SFTRunConfig = Field(
+        default_factory=lambda: SFTRunConfig(method="full", learning_rate=2e-3, max_steps=150),
+        description="The base SFT (AgentTuning's baseline): trainer settings.",
+    )
+    iterations: int = Field(default=1, ge=0, description="Improvement iterations after the base.")
+    rollouts: int = Field(
+        default=48, ge=1, description="Training tasks per environment per iteration."
+    )
+    agent: str = Field(
+        default="react", description="Agent for the improving arm's rollouts (react, search:...)."
+    )
+    temperature: float = Field(
+        default=1.0, ge=0, description="Sampling temperature of the improving arm's rollouts."
+    )
+    data: DataMix = Field(default_factory=DataMix)
+    train: SFTRunConfig = Field(
+        default_factory=lambda: SFTRunConfig(method="full", learning_rate=1e-3, max_steps=60),
+        description="SFT of each iteration (both arms: the same steps and batch size).",
+    )
+    dpo: DPORunConfig | None = Field(
+        default=None, description="Optional DPO after each iteration's SFT (improving arm only)."
+    )
+    control: bool = Field(
+        default=True,
+        description="Also train a control arm on expert data only, with the same steps and "
+        "tasks, so a gain is not just more training.",
+    )
+    eval_suites: list[str] = Field(
+        default_factory=lambda: ["heldin-v1", "heldout-v1", "perturbed-v1", "recovery-v1"],
+        min_length=1,
+        description="Suites every model is evaluated on (ids or .yaml paths).",
+    )
+    eval_envs: list[str] | None = Field(
+        default=None,
+        description="Only these environments of the suites (default: all of them). Use the "
+        "training envs plus held-out ones; a suite entry outside the list is skipped.",
+    )
+    eval_epochs: int = Field(default=1, ge=1, description="Episodes per eval task.")
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    seed: int = Field(default=0, ge=0, description="Seed of sampling, data order and training.")
+
+    @field_validator("envs", "eval_envs")
+    @classmethod
+    def _known_envs(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        from palaestra.env import registry
+
+        known = registry()
+        unknown = [e for e in v if e not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown environment(s) {unknown}; registered: {', '.join(sorted(known))}"
+            )
+        return v
+
+    @field_validator("difficulties")
+    @classmethod
+    def _known_difficulties(cls, v: list[Difficulty]) -> list[Difficulty]:
+        return sorted(set(v), key=DIFFICULTIES.index)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvolveConfig:
+        if self.data.pairs and self.dpo is None:
+            raise ValueError("data.pairs needs a dpo section (the pairs train the DPO stage)")
+        if self.data.reflect and not self.agent.startswith("search:"):
+            raise ValueError(
+                "data.reflect needs search trees: set agent to search:best-first or mcts"
+            )
+        if not (self.data.expert or self.data.refine or self.data.self_sft or self.data.reflect):
+            raise ValueError("data: enable at least one of expert, refine, self_sft, reflect")
+        return self
+
+
+def load_evolve_config(path: str | Path | None = None, **overrides: Any) -> EvolveConfig:
+    """An :class:`EvolveConfig` from an optional YAML file and flag overrides (``None`` = not given)."""
+    return load_config_file(EvolveConfig, path, "evolve", overrides)

@@ -1,0 +1,251 @@
+"""The evolve report: success per suite group over iterations, improving arm vs control.
+
+``report/evolve.md`` and ``report/evolve.html`` (one self-contained file with
+the curves), ``report/summary.json``, and the full evaluation report of the
+base model and the last iteration's arms in ``report/detail/`` (the same
+report ``palaestra report`` writes: every metric, paired tests, taxonomy).
+
+Intervals are Wilson 95% intervals over episodes; the improving-vs-control
+comparison pairs the two arms task by task on the same suite (McNemar's exact
+test, :func:`palaestra.eval.compare`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from palaestra.evolve._config import EvolveConfig
+
+_GROUP_ORDER = ("heldin", "recovery", "perturbed", "heldout")
+
+
+def _order(groups: set[str]) -> list[str]:
+    known = [g for g in _GROUP_ORDER if g in groups]
+    return known + sorted(groups - set(known))
+
+
+def _cell(est: Any) -> str:
+    if est is None or est.value is None:
+        return "-"
+    lo, hi = est.wilson or est.ci or (est.value, est.value)
+    return f"{est.value:.0%} [{lo:.0%}, {hi:.0%}]"
+
+
+def _curves_png(rows: list[dict[str, Any]], groups: list[str]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.0), squeeze=False)
+    styles = {"improve": ("tab:blue", "o-"), "control": ("tab:gray", "s--")}
+    base = next((r for r in rows if r["arm"] == "base"), None)
+    for ax, g in zip(axes[0], groups, strict=True):
+        for arm, (color, fmt) in styles.items():
+            pts = ([base] if base else []) + [r for r in rows if r["arm"] == arm]
+            pts = [p for p in pts if g in p["groups"]]
+            if len(pts) < 2:
+                continue
+            xs = [p["iteration"] for p in pts]
+            ys = [p["groups"][g]["value"] for p in pts]
+            lo = [y - p["groups"][g]["low"] for y, p in zip(ys, pts, strict=True)]
+            hi = [p["groups"][g]["high"] - y for y, p in zip(ys, pts, strict=True)]
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt=fmt, color=color, capsize=3, label=arm)
+        ax.set_title(g)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("success rate")
+    axes[0][-1].legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_evolve_report(
+    config: EvolveConfig,
+    models: Sequence[Any],
+    folder: Path,
+    *,
+    console: Console | None = None,
+) -> tuple[Path, Path]:
+    """Write the report of an evolve run's evaluated ``models``; returns (html, markdown)."""
+    from palaestra.eval import compare, write_report
+    from palaestra.eval._metrics import compute_metrics
+    from palaestra.trajectory import RunStore
+
+    console = console or Console()
+    folder.mkdir(parents=True, exist_ok=True)
+    episodes: dict[str, list[Any]] = {}
+    rows: list[dict[str, Any]] = []
+    all_groups: set[str] = set()
+    for m in models:
+        with RunStore(Path(m.eval_dir), readonly=True) as store:
+            eps = list(store.episodes())
+        episodes[m.label] = eps
+        metrics = compute_metrics(eps, n_boot=200)
+        per_group: dict[str, dict[str, float]] = {}
+        for name, g in metrics.by_group.items():
+            if g.success.value is None:
+                continue
+            lo, hi = g.success.wilson or (g.success.value, g.success.value)
+            per_group[name] = {"value": g.success.value, "low": lo, "high": hi, "n": g.n_tasks}
+        all_groups |= set(per_group)
+        rows.append(
+            {
+                "label": m.label,
+                "arm": m.arm,
+                "iteration": m.iteration,
+                "optimizer_steps": m.optimizer_steps,
+                "model": m.model_id,
+                "groups": per_group,
+                "_metrics": metrics,
+            }
+        )
+    groups = _order(all_groups)
+
+    # the headline: last iteration, improving arm vs control, paired per group
+    last = max((m.iteration for m in models), default=0)
+    imp = next((m for m in models if m.iteration == last and m.arm == "improve"), None)
+    ctl = next((m for m in models if m.iteration == last and m.arm == "control"), None)
+    comparisons: list[dict[str, Any]] = []
+    if imp is not None and ctl is not None:
+        for g in groups:
+            a = [ep for ep in episodes[ctl.label] if _group(ep) == g]
+            b = [ep for ep in episodes[imp.label] if _group(ep) == g]
+            c = compare(a, b, a_name=ctl.label, b_name=imp.label, scope=g, n_boot=200)
+            if c.success is not None:
+                comparisons.append(
+                    {
+                        "group": g,
+                        "control": c.success.a,
+                        "improve": c.success.b,
+                        "delta": c.success.delta,
+                        "p_value": c.success.p_value,
+                        "significant": c.success.significant,
+                        "tasks": c.n_tasks,
+                    }
+                )
+
+    headers = ["model", "arm", "iter", "opt. steps", *(f"{g} success [95% CI]" for g in groups)]
+    table = [
+        [
+            r["label"],
+            r["arm"],
+            str(r["iteration"]),
+            str(r["optimizer_steps"]),
+            *(
+                _cell(r["_metrics"].by_group.get(g).success) if g in r["groups"] else "-"
+                for g in groups
+            ),
+        ]
+        for r in rows
+    ]
+    png = _curves_png(rows, groups) if rows and groups else b""
+    (folder / "curves.png").write_bytes(png)
+
+    md = [
+        "# Palaestra evolve report",
+        "",
+        f"Base model `{config.model}`, trained on {', '.join(config.envs)}; "
+        f"{config.iterations} iteration(s); improving arm data: "
+        + ", ".join(k for k, v in config.data.model_dump().items() if v)
+        + ". The control arm trains on expert demonstrations of the same tasks for the same "
+        "optimizer steps. Success on fixed evaluation tasks never trained on (Wilson 95% CIs).",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+        *("| " + " | ".join(r) + " |" for r in table),
+        "",
+    ]
+    if comparisons:
+        md += [
+            f"## Iteration {last}: improving arm vs control (paired by task)",
+            "",
+            "| group | control | improve | delta | p (McNemar) | tasks |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {c['group']} | {c['control']:.0%} | {c['improve']:.0%} | "
+                f"{c['delta']:+.0%} | {c['p_value']:.3g}{' *' if c['significant'] else ''} | "
+                f"{c['tasks']} |"
+                for c in comparisons
+            ),
+            "",
+        ]
+    md += [
+        "![success over iterations](curves.png)",
+        "",
+        "Details: [detail/report.html](detail/report.html)",
+        "",
+    ]
+    md_path = folder / "evolve.md"
+    md_path.write_text("\n".join(md), encoding="utf-8")
+
+    body = "\n".join(md[:3])
+    html_table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"
+    html_table += "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in table
+    )
+    html_table += "</table>"
+    cmp_html = ""
+    if comparisons:
+        cmp_html = f"<h2>Iteration {last}: improving arm vs control (paired by task)</h2><table>"
+        cmp_html += "<tr><th>group</th><th>control</th><th>improve</th><th>delta</th><th>p</th><th>tasks</th></tr>"
+        cmp_html += "".join(
+            f"<tr><td>{c['group']}</td><td>{c['control']:.0%}</td><td>{c['improve']:.0%}</td>"
+            f"<td>{c['delta']:+.0%}</td><td>{c['p_value']:.3g}</td><td>{c['tasks']}</td></tr>"
+            for c in comparisons
+        )
+        cmp_html += "</table>"
+    img = base64.b64encode(png).decode()
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>Palaestra evolve report</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>"
+        f"<h1>Palaestra evolve report</h1><p>{html.escape(md[2])}</p>{html_table}{cmp_html}"
+        f"<p><img alt='success over iterations' src='data:image/png;base64,{img}'></p>"
+        "<p><a href='detail/report.html'>Full evaluation report</a></p>"
+    )
+    del body
+    html_path = folder / "evolve.html"
+    html_path.write_text(page, encoding="utf-8")
+    summary = {
+        "models": [{k: v for k, v in r.items() if k != "_metrics"} for r in rows],
+        "comparison": comparisons,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+
+    detail = [m for m in models if m.arm == "base"] + [m for m in (imp, ctl) if m is not None]
+    if detail:
+        write_report([Path(m.eval_dir) for m in detail], folder / "detail")
+
+    t = Table(title="evolve: success per group [95% CI]")
+    for h in headers:
+        t.add_column(h)
+    for r in table:
+        t.add_row(*r)
+    console.print(t)
+    for c in comparisons:
+        console.print(
+            f"  {c['group']}: improve {c['improve']:.0%} vs control {c['control']:.0%} "
+            f"(delta {c['delta']:+.0%}, p={c['p_value']:.3g}, {c['tasks']} tasks)"
+        )
+    console.print(f"report: {html_path}")
+    return html_path, md_path
+
+
+def _group(ep: Any) -> str:
+    from palaestra.eval._metrics import group_of
+
+    return group_of(ep)

@@ -1,0 +1,521 @@
+"""The machinery every backend shares: the driver process, its JSON channel, limits, cleanup.
+
+A backend only says how to wrap the driver's command line (``_wrap``) and
+how paths look inside (``workdir``, ``_scratch_inside``). This class starts
+the driver (``_driver.py``, run by the system ``python3 -I -u``) with two
+dedicated pipes, applies the rlimits in a pre-exec hook, puts the process
+tree in a per-sandbox ``pids`` cgroup, enforces wall-clock timeouts from
+outside, and turns every way the sandbox can die into ``SandboxUnavailable``.
+
+Process-count limits, in order of preference:
+
+1. ``cgroup``: a per-sandbox ``pids`` cgroup with ``pids.max`` (needs write
+   access to the cgroup tree: root in CI, or a delegated subtree).
+2. ``nproc``: the outside uid is not root, so RLIMIT_NPROC works; the driver
+   sets it *inside* the sandbox's user namespace, where the count is per
+   sandbox rather than per host user.
+3. ``nobody`` (isolating backends only): root without a usable cgroup drops to
+   uid/gid 65534 before starting the isolation tool, then as 2.
+4. otherwise ``start`` refuses with SandboxUnavailable, unless the environment
+   variable ``PALAESTRA_SANDBOX_NO_PIDS_LIMIT=1`` acknowledges running without
+   a process limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from palaestra.env._core import EnvError
+from palaestra.sandbox._cgroup import PidsCgroup, cgroup_problem
+from palaestra.sandbox._core import (
+    ExecResult,
+    Sandbox,
+    SandboxError,
+    SandboxLimits,
+    SandboxUnavailable,
+)
+
+DRIVER_SOURCE = (Path(__file__).parent / "_driver.py").read_text()
+SYSTEM_PYTHON = "/usr/bin/python3"
+NOBODY = 65534
+START_TIMEOUT_S = 20.0
+_MIN_FREE_BYTES = 1 << 20
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+PidsMode = Literal["cgroup", "nproc", "nobody", "none"]
+
+
+class _Died(Exception):
+    """The driver's channel closed: the interpreter or the sandbox is gone."""
+
+
+def python_executable() -> str:
+    """The interpreter run inside sandboxes: the system one, never the project's venv."""
+    return SYSTEM_PYTHON if os.path.exists(SYSTEM_PYTHON) else shutil.which("python3") or ""
+
+
+class ProcessSandbox(Sandbox):
+    """A sandbox made of one driver process tree; subclasses choose the isolation."""
+
+    backend = "process"
+    isolating = True
+    """Whether the backend confines the process (False for unsafe-local)."""
+
+    def __init__(
+        self, limits: SandboxLimits | None = None, *, _force_pids_mode: PidsMode | None = None
+    ) -> None:
+        self.limits = limits or SandboxLimits()
+        self.id = f"sbx-{uuid.uuid4().hex[:12]}"
+        self._force_pids_mode: PidsMode | None = _force_pids_mode
+        self._host_root: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._cgroup: PidsCgroup | None = None
+        self._req_w = self._resp_r = -1
+        self._buf = b""
+        self._closed = False
+        self._dead: str | None = None
+        self.pids_mode: PidsMode = "none"
+        self.driver_pid: int | None = None
+        """The interpreter's pid as seen from inside (tests kill it to simulate death)."""
+
+    # ---- backend hooks ------------------------------------------------------------------
+
+    def _wrap(self, argv: list[str]) -> list[str]:
+        """The command that runs ``argv`` (the driver) inside the isolation."""
+        raise NotImplementedError
+
+    def _scratch_inside(self) -> str:
+        raise NotImplementedError
+
+    def _env(self) -> dict[str, str]:
+        return {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": self.workdir,
+            "TMPDIR": "/tmp",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONIOENCODING": "utf-8",
+            # The marker the probe suite and `close` use to find stray processes.
+            "PALAESTRA_SANDBOX": self.id,
+        }
+
+    # ---- host layout ----------------------------------------------------------------------
+
+    @property
+    def host_workdir(self) -> Path:
+        """The work directory's path on the host."""
+        if self._host_root is None:
+            raise SandboxError(f"{self.backend} sandbox: call start() first")
+        return self._host_root / "work"
+
+    @property
+    def host_scratch(self) -> Path:
+        if self._host_root is None:
+            raise SandboxError(f"{self.backend} sandbox: call start() first")
+        return self._host_root / "scratch"
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._closed:
+            raise SandboxError(f"{self.backend} sandbox {self.id} was closed; open a new one")
+        if self._proc is not None:
+            return
+        self._host_root = Path(tempfile.mkdtemp(prefix=f"palaestra-{self.id}-"))
+        self.host_workdir.mkdir()
+        if not self.isolating:
+            self.workdir = str(self.host_workdir)
+        self.host_scratch.mkdir()
+        self.pids_mode = self._choose_pids_mode()
+        if self.pids_mode == "nobody":
+            for p in (self._host_root, self.host_workdir, self.host_scratch):
+                os.chown(p, NOBODY, NOBODY)
+        try:
+            self._launch()
+        except BaseException:
+            self.close()
+            raise
+
+    def _choose_pids_mode(self) -> PidsMode:
+        if self._force_pids_mode is not None:
+            return self._force_pids_mode
+        if cgroup_problem() is None:
+            return "cgroup"
+        if os.geteuid() != 0:
+            return "nproc"
+        if self.isolating:
+            return "nobody"
+        if os.environ.get("PALAESTRA_SANDBOX_NO_PIDS_LIMIT") == "1":
+            return "none"
+        raise SandboxUnavailable(
+            f"{self.backend} sandbox: cannot limit the number of processes: running as root "
+            f"(RLIMIT_NPROC is ignored) and {cgroup_problem()}. Give this user write access to "
+            "a cgroup with the pids controller, run as a non-root user, or set "
+            "PALAESTRA_SANDBOX_NO_PIDS_LIMIT=1 to accept running without a process limit."
+        )
+
+    def _launch(self) -> None:
+        if self.pids_mode == "cgroup":
+            self._cgroup = PidsCgroup(self.id, self.limits.max_processes)
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        nproc = self.limits.max_processes if self.pids_mode in ("nproc", "nobody") else 0
+        driver = [
+            python_executable(), "-I", "-u", "-c", DRIVER_SOURCE,
+            str(req_r), str(resp_w), self._scratch_inside(), self.workdir,
+            str(self.limits.output_bytes), str(self.limits.cpu_seconds), str(nproc),
+        ]  # fmt: skip
+        assert self._host_root is not None
+        try:
+            with open(self._host_root / "sandbox.log", "wb") as log:
+                self._proc = subprocess.Popen(
+                    self._wrap(driver),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    pass_fds=(req_r, resp_w),
+                    env=self._env(),
+                    cwd=str(self.host_workdir),
+                    start_new_session=True,
+                    preexec_fn=self._preexec,
+                )
+        except OSError as e:
+            os.close(req_w)
+            os.close(resp_r)
+            raise SandboxUnavailable(f"{self.backend} sandbox failed to start: {e}") from e
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        self._req_w, self._resp_r, self._buf = req_w, resp_r, b""
+        try:
+            msg = self._read(time.monotonic() + START_TIMEOUT_S)
+            why = f"no answer within {START_TIMEOUT_S:g} s"
+        except _Died:
+            msg, why = None, "it exited"
+        if msg is None or msg.get("op") != "ready":
+            self._kill()
+            raise SandboxUnavailable(
+                f"{self.backend} sandbox failed to start ({why}): {self._log_tail() or 'no output'}"
+            )
+        self.driver_pid = int(msg["pid"])
+
+    def _preexec(self) -> None:
+        """Runs in the child between fork and exec: limits, cgroup, uid."""
+        lim = self.limits
+        # CPU: the hard limit stays open so the persistent driver can give each cell
+        # a fresh soft budget; exec() children get soft = hard from the driver.
+        resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, resource.RLIM_INFINITY))
+        mem = lim.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        size = lim.file_size_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # If the host dies, the sandbox dies with it (bubblewrap's --die-with-parent
+        # covers its own child; this covers the wrapper itself, for every backend).
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if self._cgroup is not None:
+            self._cgroup.join_self()
+        if self.pids_mode == "nobody":
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+
+    def _log_tail(self) -> str:
+        try:
+            text = (self.host_scratch.parent / "sandbox.log").read_text(errors="replace")
+        except (OSError, SandboxError):
+            return ""
+        return text.strip()[-1500:]
+
+    def _kill(self) -> None:
+        """Kill the whole process tree (cgroup, process group, the wrapper) and the channel."""
+        proc = self._proc
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        for fd in (self._req_w, self._resp_r):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._req_w = self._resp_r = -1
+        self._proc = None
+
+    def close(self) -> None:
+        self._closed = True
+        self._kill()
+        if self._host_root is not None:
+            shutil.rmtree(self._host_root, ignore_errors=True)
+
+    def _restart(self) -> None:
+        self._kill()
+        self._launch()
+
+    # ---- the channel ----------------------------------------------------------------------
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        data = json.dumps(msg).encode() + b"\n"
+        try:
+            while data:
+                n = os.write(self._req_w, data)
+                data = data[n:]
+        except OSError as e:
+            raise _Died(str(e)) from e
+
+    def _read(self, deadline: float) -> dict[str, Any] | None:
+        """The next message, or None at the deadline. Raises _Died on EOF."""
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self._resp_r], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(self._resp_r, 1 << 16)
+            if not chunk:
+                raise _Died("the channel closed")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def _unavailable(self, what: str) -> SandboxUnavailable:
+        code = self._proc.poll() if self._proc is not None else None
+        detail = f" (exit status {code})" if code is not None else ""
+        tail = self._log_tail()
+        self._kill()
+        self._dead = f"{self.backend} sandbox {self.id}: {what}{detail}" + (
+            f"; log: {tail}" if tail else ""
+        )
+        return SandboxUnavailable(self._dead)
+
+    def _check(self) -> None:
+        if self._closed:
+            raise SandboxError(f"{self.backend} sandbox {self.id} is closed")
+        if self._dead is not None:
+            raise SandboxUnavailable(self._dead)
+        if self._proc is None:
+            if self._host_root is None:
+                raise SandboxError(f"{self.backend} sandbox: call start() (or use `with`) first")
+            raise SandboxUnavailable(f"{self.backend} sandbox {self.id} is not running")
+        if not self.host_workdir.is_dir():
+            raise self._unavailable(f"the work directory {self.host_workdir} was deleted")
+        if shutil.disk_usage(self.host_workdir).free < _MIN_FREE_BYTES:
+            raise self._unavailable(f"the disk holding {self.host_workdir} is full")
+        if self._proc.poll() is not None:
+            raise self._unavailable("the interpreter died")
+
+    def healthy(self) -> bool:
+        try:
+            self._check()
+            self._send({"op": "ping"})
+            msg = self._read(time.monotonic() + 2.0)
+        except (SandboxError, _Died):
+            return False
+        return msg is not None and msg.get("op") == "pong"
+
+    # ---- running code -----------------------------------------------------------------------
+
+    def _partial(self, name: str) -> str:
+        try:
+            with open(self.host_scratch / name, "rb") as f:
+                data = f.read(self.limits.output_bytes)
+        except OSError:
+            return ""
+        return data.decode("utf-8", "replace")
+
+    def python(
+        self,
+        code: str,
+        *,
+        timeout: float = 10.0,
+        host_functions: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> ExecResult:
+        self._check()
+        functions = dict(host_functions or {})
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        try:
+            self._send({"op": "run", "code": code, "host_functions": list(functions)})
+            while True:
+                msg = self._read(deadline)
+                if msg is None:
+                    return self._timed_out("cell.out", "cell.err", timeout, t0, restart_note=True)
+                if msg.get("op") == "call":
+                    self._send(self._call_host(functions, msg))
+                    continue
+                return ExecResult(
+                    stdout=msg.get("stdout", ""),
+                    stderr=msg.get("stderr", ""),
+                    exit_code=msg.get("exit_code"),
+                    truncated=bool(msg.get("truncated")),
+                    error=msg.get("error"),
+                    duration_s=time.monotonic() - t0,
+                )
+        except _Died:
+            raise self._unavailable("the interpreter died") from None
+
+    def _call_host(
+        self, functions: Mapping[str, Callable[..., Any]], msg: dict[str, Any]
+    ) -> dict[str, Any]:
+        name = str(msg.get("name"))
+        fn = functions.get(name)
+        if fn is None:
+            return {"op": "raise", "message": f"no host function named {name!r}"}
+        try:
+            value = fn(*msg.get("args", []), **msg.get("kwargs", {}))
+        except EnvError:
+            # An infrastructure failure on the host side: the cell is waiting for an
+            # answer it will never get, so the interpreter is restarted before raising.
+            self._restart()
+            raise
+        except Exception as e:
+            return {"op": "raise", "message": str(e) or type(e).__name__}
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as e:
+            return {"op": "raise", "message": f"{name}() returned a value that is not JSON: {e}"}
+        return {"op": "return", "value": value}
+
+    def _timed_out(
+        self, out: str, err: str, timeout: float, t0: float, *, restart_note: bool
+    ) -> ExecResult:
+        self._kill()
+        stdout, stderr = self._partial(out), self._partial(err)
+        note = f"[sandbox] timed out after {timeout:g} s"
+        if restart_note:
+            note += "; the interpreter was restarted and its variables are lost"
+        try:
+            self._launch()
+        except SandboxUnavailable as e:
+            raise SandboxUnavailable(f"{e} (while restarting after a timeout)") from None
+        return ExecResult(
+            stdout=stdout,
+            stderr=(stderr + ("\n" if stderr and not stderr.endswith("\n") else "") + note),
+            exit_code=None,
+            timed_out=True,
+            duration_s=time.monotonic() - t0,
+        )
+
+    def exec(
+        self, command: str | Sequence[str], *, timeout: float = 30.0, stdin: str | None = None
+    ) -> ExecResult:
+        self._check()
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else [str(a) for a in command]
+        if not argv:
+            raise ValueError("exec(): empty command")
+        t0 = time.monotonic()
+        try:
+            self._send({"op": "exec", "argv": argv, "stdin": stdin, "timeout": timeout})
+            # The driver kills the command at `timeout`; the margin covers a wedged driver.
+            msg = self._read(t0 + timeout + 5.0)
+        except _Died:
+            raise self._unavailable("the interpreter died") from None
+        if msg is None:
+            return self._timed_out("exec.out", "exec.err", timeout, t0, restart_note=True)
+        timed_out = bool(msg.get("timed_out"))
+        stderr = msg.get("stderr", "")
+        if timed_out:
+            stderr += ("\n" if stderr and not stderr.endswith("\n") else "") + (
+                f"[sandbox] timed out after {timeout:g} s; the command was killed"
+            )
+        return ExecResult(
+            stdout=msg.get("stdout", ""),
+            stderr=stderr,
+            exit_code=msg.get("exit_code"),
+            timed_out=timed_out,
+            truncated=bool(msg.get("truncated")),
+            duration_s=time.monotonic() - t0,
+        )
+
+    # ---- files --------------------------------------------------------------------------------
+
+    def _host_path(self, path: str) -> Path:
+        root = self.host_workdir
+        inside = Path(self.workdir)
+        p = Path(path)
+        if p.is_absolute():
+            try:
+                p = p.relative_to(inside)
+            except ValueError:
+                raise ValueError(
+                    f"path {path!r} is outside the work directory {self.workdir}"
+                ) from None
+        host = Path(os.path.normpath(root / p))
+        if host != root and root not in host.parents:
+            raise ValueError(f"path {path!r} is outside the work directory {self.workdir}")
+        return host
+
+    def _open(self, path: str, flags: int, *, make_dirs: bool = False) -> int:
+        """Open a work-directory file without following any symlink on the way.
+
+        Code in the sandbox can plant symlinks (``/work/d -> /etc``); the host
+        runs as another, maybe privileged, user, so every component is opened
+        relative to its parent with ``O_NOFOLLOW`` (race-free, unlike a
+        realpath check followed by an open).
+        """
+        parts = self._host_path(path).relative_to(self.host_workdir).parts
+        if not parts:
+            raise IsADirectoryError(f"{path!r} is the work directory itself")
+        dir_fd = os.open(self.host_workdir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in parts[:-1]:
+                if make_dirs:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o755, dir_fd=dir_fd)
+                        if self.pids_mode == "nobody":
+                            os.chown(part, NOBODY, NOBODY, dir_fd=dir_fd, follow_symlinks=False)
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+                os.close(dir_fd)
+                dir_fd = nxt
+            return os.open(parts[-1], flags | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+        except OSError as e:
+            if e.errno == errno.ELOOP or (
+                e.errno == errno.ENOTDIR and os.path.islink(self._host_path(path).parent)
+            ):
+                raise PermissionError(f"{path!r} goes through a symbolic link; refused") from None
+            raise
+        finally:
+            os.close(dir_fd)
+
+    def read_file(self, path: str) -> bytes:
+        self._check_started()
+        with os.fdopen(self._open(path, os.O_RDONLY), "rb") as f:
+            return f.read()
+
+    def write_file(self, path: str, data: str | bytes) -> None:
+        self._check_started()
+        fd = self._open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, make_dirs=True)
+        if self.pids_mode == "nobody":
+            os.fchown(fd, NOBODY, NOBODY)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+
+    def _check_started(self) -> None:
+        if self._closed:
+            raise SandboxError(f"{self.backend} sandbox {self.id} is closed")
+        if self._host_root is None:
+            raise SandboxError(f"{self.backend} sandbox: call start() (or use `with`) first")
+        if not self.host_workdir.is_dir():
+            raise self._unavailable(f"the work directory {self.host_workdir} was deleted")
