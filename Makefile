@@ -9,7 +9,7 @@ STAMP := $(VENV)/.palaestra-installed
 # an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install quickstart test test-all lint bench clean
+.PHONY: install system-deps quickstart test test-integration test-all lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,27 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]" "$(TORCH)"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) system-deps
+
+# bubblewrap sandboxes the code agents write (CodeAct, code-v1). Installed when we can
+# (root with apt); otherwise the sandbox falls back to `unshare` or says what to install.
+system-deps:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } || \
+	  echo "note: bubblewrap (bwrap) not installed; sudo apt-get install bubblewrap"
 
 quickstart: install
 	$(BIN)/palaestra demo --tasks 20
 
 test: install
 	$(BIN)/pytest
+
+# Third-party environment adapters (TextWorld, TextWorld-Express, ScienceWorld, BabyAI,
+# TextArena, MiniWoB++): their extras, then their integration tests. Needs Java 17, gcc and
+# chromium from apt (.ci/run installs them).
+test-integration: install
+	$(BIN)/python -m pip install --quiet -e ".[external]" "$(TORCH)"
+	$(BIN)/pytest -m "integration and not slow" tests/env/external
 
 # Every tier, including slow and integration tests.
 test-all: install
@@ -40,6 +54,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/env_throughput.py
 	$(BIN)/python bench/rollout_batching.py
+	$(BIN)/python bench/sandbox.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

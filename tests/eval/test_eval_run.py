@@ -175,8 +175,8 @@ def test_config_validation_and_file_precedence(tmp_path: Path) -> None:
     cfg_file.write_text("suite: heldout-v1\nepoch: 3\n")
     with pytest.raises(ValueError, match="unknown key\\(s\\) epoch; valid keys are"):
         load_eval_config(cfg_file)
-    with pytest.raises(ValueError, match="codeact agent is not implemented yet; choose one of"):
-        load_eval_config(suite="heldin-v1", agent="codeact")
+    with pytest.raises(ValueError, match="unknown agent 'codact'; choose one of react, "):
+        load_eval_config(suite="heldin-v1", agent="codact")
     with pytest.raises(ValueError, match="suite: Field required"):
         load_eval_config(agent="expert")
     with pytest.raises(ValueError, match="needs --model"):
@@ -211,9 +211,9 @@ def test_eval_command(tmp_path: Path) -> None:
     res = runner.invoke(app, [*args[:-2], "--agent", "expert", "--out", str(out)])
     assert res.exit_code == 2 and "agent: 'random' -> 'expert'" in res.output
     res = runner.invoke(
-        app, ["eval", "--suite", "heldin-v1", "--agent", "codeact", "--out", str(tmp_path / "x")]
+        app, ["eval", "--suite", "heldin-v1", "--agent", "codact", "--out", str(tmp_path / "x")]
     )
-    assert res.exit_code == 2 and "codeact agent is not implemented yet" in res.output
+    assert res.exit_code == 2 and "unknown agent 'codact'" in res.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: bad-v1\nentries:\n  - {env: house-v1, n: 2, split: dev}\n")
     res = runner.invoke(

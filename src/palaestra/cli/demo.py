@@ -39,7 +39,9 @@ def _summary(results: list[EpisodeResult]) -> dict[str, float]:
 
 
 def demo(
-    env_ids: list[str] = typer.Argument(None, help="Environment ids (default: all registered)."),
+    env_ids: list[str] = typer.Argument(
+        None, help="Environment ids (default: the built-in families)."
+    ),
     n: int = typer.Option(20, "--tasks", "-n", min=1, help="Tasks per environment and difficulty."),
     split: str = typer.Option("test", help="Task split: train, test or heldout."),
     seed: int = typer.Option(0, help="Seed of the random agent."),
@@ -50,7 +52,7 @@ def demo(
     """Run the expert and a random agent on every environment and print a summary table."""
     if split not in SPLITS:
         fail(f"--split must be one of {', '.join(SPLITS)}; got {split!r}")
-    ids = env_ids or list(registry())
+    ids = env_ids or [i for i, s in registry().items() if s.source == "palaestra"]
     for env_id in ids:
         spec_or_fail(env_id)
     rows: list[dict[str, object]] = []

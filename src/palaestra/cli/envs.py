@@ -79,7 +79,10 @@ def show(
         console.print(f"[bold]Example task[/] {task.task_id}")
         console.print(Panel(obs.text, title="first observation"))
         console.print("[bold]Available actions:[/] " + ", ".join(env.available_actions()[:20]))
-        console.print(f"[bold]Expert's next action:[/] {env.expert()}")
+        if env.unwrapped.has_expert:
+            console.print(f"[bold]Expert's next action:[/] {env.expert()}")
+        else:
+            console.print("[bold]Expert:[/] none (this environment has no oracle)")
     finally:
         env.close()
 
@@ -146,11 +149,13 @@ def play(
 
 @app.command("check")
 def check(
-    env_ids: list[str] = typer.Argument(None, help="Ids to check (default: every registered id)."),
+    env_ids: list[str] = typer.Argument(
+        None, help="Ids to check (default: the built-in families; adapters need extras)."
+    ),
     seeds: int = typer.Option(3, help="Seeds per difficulty."),
 ) -> None:
     """Run the conformance checker over registered environments."""
-    ids = env_ids or list(registry())
+    ids = env_ids or [i for i, s in registry().items() if s.source == "palaestra"]
     for env_id in ids:
         spec_or_fail(env_id)
     table = Table(title="check_env")

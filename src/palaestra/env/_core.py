@@ -242,6 +242,11 @@ class Environment(ABC):
     @abstractmethod
     def expert(self) -> str: ...
 
+    #: False for environments without an oracle (``expert()`` raises
+    #: ``NotImplementedError``, e.g. remote AgentGym servers): ``check_env`` then
+    #: skips the expert checks and the CLI says there is none.
+    has_expert: bool = True
+
     def _new_task(
         self,
         seed: int,

@@ -27,9 +27,9 @@ import copy
 import platform
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from rich.console import Console
 
 from palaestra._config import config_changes, load_config, refuse_changes
@@ -53,10 +53,8 @@ from palaestra.trajectory import Run, RunStore
 #: Fields that may change when a run is resumed (they do not change what an episode means).
 RESUMABLE_CHANGES = frozenset({"concurrency", "epochs", "max_retries", "base_url"})
 
+
 #: Agents announced in the CLI but not implemented yet, with what to use meanwhile.
-_PLANNED_AGENTS = {"codeact": "the codeact agent is not implemented yet"}
-
-
 class EvalConfig(BaseModel):
     """Everything an eval run needs; stored in the run header (``suite`` as the suite id)."""
 
@@ -69,7 +67,11 @@ class EvalConfig(BaseModel):
     )
     base_url: str | None = Field(default=None, description="Server URL for openai/ models.")
     suite: str = Field(description="Suite id (heldin-v1, ...) or the path of a suite .yaml file.")
-    agent: str = Field(default="react", description="react, reflexion, expert or random.")
+    agent: str = Field(
+        default="react",
+        description="react, reflexion, codeact, search:best-first, search:mcts, expert, "
+        "codeact-expert or random.",
+    )
     epochs: int = Field(default=1, ge=1, description="Episodes per task (k of pass@k, pass^k).")
     concurrency: int = Field(default=8, ge=1, description="Episodes in flight at once.")
     max_steps: int = Field(
@@ -92,14 +94,26 @@ class EvalConfig(BaseModel):
         "(reply format only; for small models fine-tuned on a family).",
     )
     seed: int = Field(default=0, ge=0, description="Sampling seed (epoch e > 0 derives its own).")
+    search: dict[str, Any] = Field(
+        default_factory=dict[str, Any],
+        description="search:* agents: SearchConfig settings (branching, max_nodes, round_nodes, "
+        "search_depth, max_tokens, max_seconds, value=progress|self|rollout, temperature, "
+        "c_uct, rollout_depth).",
+    )
+
+    @model_validator(mode="after")
+    def _codeact_reply_length(self) -> Self:
+        # Code blocks are long: 128 tokens cut most of them. Only when not set explicitly.
+        if self.agent.startswith("codeact") and "max_new_tokens" not in self.model_fields_set:
+            self.max_new_tokens = 512
+        return self
 
     @field_validator("agent")
     @classmethod
     def _known_agent(cls, v: str) -> str:
         if v in AGENTS:
             return v
-        why = _PLANNED_AGENTS.get(v, f"unknown agent {v!r}")
-        raise ValueError(f"{why}; choose one of {', '.join(AGENTS)}")
+        raise ValueError(f"unknown agent {v!r}; choose one of {', '.join(AGENTS)}")
 
 
 def load_eval_config(path: str | Path | None = None, **overrides: Any) -> EvalConfig:
@@ -183,6 +197,7 @@ def build_suite_agent(config: EvalConfig, model: Model | None, env_id: str) -> S
         max_steps=config.max_steps,
         max_prompt_tokens=config.max_prompt_tokens,
         prompt=config.prompt,
+        search=config.search,
         temperature=config.temperature,
         max_new_tokens=config.max_new_tokens,
         seed=config.seed,

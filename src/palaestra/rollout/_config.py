@@ -7,9 +7,9 @@ Unknown keys in a file are errors that name the key and list the valid ones.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from palaestra._config import load_config as load_config_file
 from palaestra.env import Difficulty, Perturbation, Split
@@ -37,7 +37,11 @@ class RolloutConfig(BaseModel):
         default=None, description="easy, medium or hard; default cycles through all three."
     )
     attempts: int = Field(default=1, ge=1, description="Attempts per task (epochs; pass@k).")
-    agent: str = Field(default="react", description="react, reflexion, expert or random.")
+    agent: str = Field(
+        default="react",
+        description="react, reflexion, codeact, search:best-first, search:mcts, expert, "
+        "codeact-expert or random.",
+    )
     concurrency: int = Field(default=8, ge=1, description="Episodes in flight at once.")
     max_steps: int = Field(default=30, ge=1, description="Agent turns per episode.")
     max_tokens: int | None = Field(
@@ -57,6 +61,20 @@ class RolloutConfig(BaseModel):
         default_factory=list[Perturbation], description="AgentRefine-style perturbations."
     )
     seed: int = Field(default=0, description="Sampling seed.")
+    search: dict[str, Any] = Field(
+        default_factory=dict[str, Any],
+        description="search:* agents: SearchConfig settings (branching, max_nodes, round_nodes, "
+        "search_depth, max_tokens, max_seconds, value=progress|self|rollout, temperature, "
+        "c_uct, rollout_depth).",
+    )
+
+    @model_validator(mode="after")
+    def _codeact_reply_length(self) -> Self:
+        # Code blocks are long: 128 tokens cut most of them. Only when not set explicitly.
+        if self.agent.startswith("codeact") and "max_new_tokens" not in self.model_fields_set:
+            self.max_new_tokens = 512
+        return self
+
     backend: Literal["local", "ray"] = Field(
         default="local", description="local (asyncio, this process) or ray (actors on a cluster)."
     )

@@ -82,7 +82,7 @@ def build_agent(config: RolloutConfig, model: Model | None) -> Agent:
     if config.agent.startswith("search:"):
         # Search settings (palaestra.agent.search.SearchConfig) come from the config's
         # `search` mapping when it has one; the agent's defaults otherwise.
-        search = getattr(config, "search", None)
+        search = config.search
         if search:
             kwargs["search"] = search
     return get_agent(config.agent, **kwargs)
@@ -112,7 +112,8 @@ def build_engine(
         limits=Limits(max_tokens=config.max_tokens, max_seconds=config.max_seconds),
         max_retries=config.max_retries,
         store=store,
-        env_in_thread=config.env_url is not None,
+        # Remote steps wait on the network, CodeAct's on a sandboxed interpreter: off the loop.
+        env_in_thread=config.env_url is not None or config.agent.startswith("codeact"),
     )
 
 

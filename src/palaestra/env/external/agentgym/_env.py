@@ -72,6 +72,7 @@ class AgentGymEnv(Environment):
     description: ClassVar[str] = "An environment served by an AgentGym env server."
     #: The dialect a subclass speaks (set by ``class X(AgentGymEnv, dialect=...)``).
     dialect_name: ClassVar[str | None] = None
+    has_expert = False
 
     def __init_subclass__(cls, dialect: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
