@@ -33,6 +33,10 @@ GOLDEN: dict[str, tuple[int, str]] = {
     "perturbed-v1": (96, "56b95a2ac7c9e51e"),
     "recovery-v1": (60, "844018fb29de4a99"),
 }
+#: Suites with third-party environments: pinned in the integration tier (they need extras).
+EXTERNAL_GOLDEN: dict[str, tuple[int, str]] = {
+    "heldout-v2": (82, "71b4b76cc96c6f81"),
+}
 
 
 def _ids(suite_id: str) -> list[str]:
@@ -40,7 +44,7 @@ def _ids(suite_id: str) -> list[str]:
 
 
 def test_builtin_suites_are_pinned() -> None:
-    assert list_suites() == sorted(GOLDEN)
+    assert list_suites() == sorted([*GOLDEN, *EXTERNAL_GOLDEN])
     for suite_id, (count, fingerprint) in GOLDEN.items():
         assert (len(_ids(suite_id)), suite_fingerprint(get_suite(suite_id))) == (
             count,
@@ -51,6 +55,22 @@ def test_builtin_suites_are_pinned() -> None:
     assert heldin[0] == "shop-v1/test/easy/0-1bc78f8a24"
     assert heldin[-1] == "maze-v1/test/hard/14-2fbdac6119"
     assert _ids("heldout-v1")[0] == "shop-v1/heldout/easy/0-c040b54c74"
+
+
+@pytest.mark.integration
+def test_external_suites_are_pinned() -> None:
+    for module in ("textworld", "scienceworld", "minigrid", "miniwob"):
+        pytest.importorskip(module)
+    for suite_id, (count, fingerprint) in EXTERNAL_GOLDEN.items():
+        assert (len(_ids(suite_id)), suite_fingerprint(get_suite(suite_id))) == (
+            count,
+            fingerprint,
+        ), suite_id
+    v2 = suite_tasks(get_suite("heldout-v2"))
+    v1 = {st.task.task_id for st in suite_tasks(get_suite("heldout-v1"))}
+    assert v1 <= {st.task.task_id for st in v2}
+    external = {st.task.env_id.split("/")[0] for st in v2 if st.group == "external"}
+    assert external == {"textworld", "scienceworld", "babyai", "miniwob"}
 
 
 def test_builtin_suite_composition() -> None:

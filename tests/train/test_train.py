@@ -170,3 +170,27 @@ def test_cli_train_and_merge(tmp_path: Path) -> None:
         app, ["train", "sft", "--model", MODEL, "--data", str(tmp_path / "nope"), "--out", str(out)]
     )
     assert res.exit_code != 0 and "nope" in res.output
+
+
+def test_dpo_on_pairs_built_from_a_store(tmp_path: Path) -> None:
+    """Acceptance: pairs from `palaestra data pairs` (expert vs random on the same tasks)."""
+    from palaestra.data import build_pairs
+    from palaestra.rollout import load_config, rollout
+
+    for agent in ("expert", "random"):
+        rollout(
+            load_config(None, env="toolqa-v1", agent=agent, n=8, split="train", difficulty="easy"),
+            tmp_path / agent,
+            progress=False,
+        )
+    pairs, card = build_pairs([tmp_path / "expert", tmp_path / "random"], kinds=("trajectory",))
+    assert len(pairs) >= 8 and card.counts
+    cfg = DPORunConfig(
+        learning_rate=5e-3, max_steps=6, batch_size=4, max_length=1024, progress=False
+    )
+    meta = train_dpo(MODEL, pairs, cfg, tmp_path / "dpo")
+    logs = [h for h in meta.log_history if "rewards/margins" in h]
+    assert len(logs) == 6
+    assert logs[-1]["rewards/margins"] > logs[0]["rewards/margins"]
+    assert logs[-1]["rewards/margins"] > 0
+    assert logs[-1]["rewards/accuracies"] >= logs[0]["rewards/accuracies"]

@@ -55,7 +55,12 @@ def sft_cmd(
     dedup: bool = typer.Option(True, help="One trajectory per task (the shortest)."),
     mix_ratio: float = typer.Option(0.0, help="Share of general chat rows (AgentTuning)."),
     general: Path | None = typer.Option(
-        None, help="General chat: JSONL or datasets folder [default: the shipped set]."
+        None, help="General chat: JSONL or datasets folder (default: the shipped set)."
+    ),
+    reward: str = typer.Option(
+        "env",
+        help="Success from: env (the environment's score) or orm (orm_labels.jsonl "
+        "written by `palaestra orm label`).",
     ),
     tokenizer: str | None = TokenizerOpt,
 ) -> None:
@@ -70,6 +75,7 @@ def sft_cmd(
             dedup=dedup,
             mix_ratio=mix_ratio,
             general=general,
+            reward=reward,  # type: ignore[arg-type]
             tokenizer=_tokenizer(tokenizer),
         )
     except (StoreError, ValueError, OSError) as e:

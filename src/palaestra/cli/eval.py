@@ -19,21 +19,21 @@ def eval_cmd(
         None, help="Model id: hf/PATH, openai/NAME, gemma-270m, tiny."
     ),
     agent: str | None = typer.Option(
-        None, help="react, reflexion, expert or random [default: react]."
+        None, help="react, reflexion, expert or random (default: react)."
     ),
     epochs: int | None = typer.Option(
-        None, "--epochs", "-k", help="Episodes per task (pass@k, pass^k) [default: 1]."
+        None, "--epochs", "-k", help="Episodes per task (pass@k, pass^k) (default: 1)."
     ),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of settings."),
     base_url: str | None = typer.Option(None, help="Server URL for openai/ models."),
-    concurrency: int | None = typer.Option(None, help="Episodes in flight [default: 8]."),
-    max_steps: int | None = typer.Option(None, help="Agent turns per episode [default: 100]."),
+    concurrency: int | None = typer.Option(None, help="Episodes in flight (default: 8)."),
+    max_steps: int | None = typer.Option(None, help="Agent turns per episode (default: 100)."),
     max_tokens: int | None = typer.Option(None, help="Token budget per episode."),
     max_seconds: float | None = typer.Option(None, help="Wall-time budget per episode."),
-    max_retries: int | None = typer.Option(None, help="Retries after an error [default: 2]."),
-    temperature: float | None = typer.Option(None, help="Sampling temperature [default: 0]."),
-    max_new_tokens: int | None = typer.Option(None, help="Tokens per reply [default: 128]."),
-    seed: int | None = typer.Option(None, help="Sampling seed [default: 0]."),
+    max_retries: int | None = typer.Option(None, help="Retries after an error (default: 2)."),
+    temperature: float | None = typer.Option(None, help="Sampling temperature (default: 0)."),
+    max_new_tokens: int | None = typer.Option(None, help="Tokens per reply (default: 128)."),
+    seed: int | None = typer.Option(None, help="Sampling seed (default: 0)."),
 ) -> None:
     """Evaluate an agent on a suite (every task for k epochs); re-run to resume.
 

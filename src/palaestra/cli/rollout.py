@@ -18,24 +18,24 @@ def rollout_cmd(
     base_url: str | None = typer.Option(None, help="Server URL for openai/ models."),
     env: str | None = typer.Option(None, help="Environment id, e.g. house-v1."),
     env_url: str | None = typer.Option(None, help="Use this env server instead of in-process."),
-    split: str | None = typer.Option(None, help="train, test or heldout [default: train]."),
-    n: int | None = typer.Option(None, help="Number of tasks [default: 10]."),
-    start: int | None = typer.Option(None, help="First task seed [default: 0]."),
-    difficulty: str | None = typer.Option(None, help="easy, medium or hard [default: all]."),
-    attempts: int | None = typer.Option(None, help="Attempts per task [default: 1]."),
+    split: str | None = typer.Option(None, help="train, test or heldout (default: train)."),
+    n: int | None = typer.Option(None, help="Number of tasks (default: 10)."),
+    start: int | None = typer.Option(None, help="First task seed (default: 0)."),
+    difficulty: str | None = typer.Option(None, help="easy, medium or hard (default: all)."),
+    attempts: int | None = typer.Option(None, help="Attempts per task (default: 1)."),
     agent: str | None = typer.Option(None, help="react, reflexion, expert or random."),
-    concurrency: int | None = typer.Option(None, help="Episodes in flight [default: 8]."),
-    max_steps: int | None = typer.Option(None, help="Agent turns per episode [default: 30]."),
+    concurrency: int | None = typer.Option(None, help="Episodes in flight (default: 8)."),
+    max_steps: int | None = typer.Option(None, help="Agent turns per episode (default: 30)."),
     max_tokens: int | None = typer.Option(None, help="Token budget per episode."),
     max_seconds: float | None = typer.Option(None, help="Wall-time budget per episode."),
-    temperature: float | None = typer.Option(None, help="Sampling temperature [default: 0]."),
-    max_new_tokens: int | None = typer.Option(None, help="Tokens per reply [default: 128]."),
-    seed: int | None = typer.Option(None, help="Sampling seed [default: 0]."),
-    backend: str | None = typer.Option(None, help="local or ray [default: local]."),
+    temperature: float | None = typer.Option(None, help="Sampling temperature (default: 0)."),
+    max_new_tokens: int | None = typer.Option(None, help="Tokens per reply (default: 128)."),
+    seed: int | None = typer.Option(None, help="Sampling seed (default: 0)."),
+    backend: str | None = typer.Option(None, help="local or ray (default: local)."),
     ray_address: str | None = typer.Option(
-        None, help="Ray cluster to join ('auto' on a cluster node) [default: a local instance]."
+        None, help="Ray cluster to join ('auto' on a cluster node) (default: a local instance)."
     ),
-    ray_workers: int | None = typer.Option(None, help="Ray worker actors [default: 2]."),
+    ray_workers: int | None = typer.Option(None, help="Ray worker actors (default: 2)."),
 ) -> None:
     """Roll out an agent on a task split into a run directory; re-run to resume.
 

@@ -101,7 +101,7 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
 def export(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl, parquet or hf."),
-    out: Path | None = typer.Option(None, help="Output path [default: inside the run dir]."),
+    out: Path | None = typer.Option(None, help="Output path (default: inside the run dir)."),
 ) -> None:
     """Export a run's episodes as JSONL, Parquet, or a Hugging Face datasets folder."""
     if fmt not in ("jsonl", "parquet", "hf"):

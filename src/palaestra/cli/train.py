@@ -44,14 +44,14 @@ def sft_cmd(
     data: Path = typer.Option(..., "--data", "-d", help=_DATA_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (adapter or model)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of settings."),
-    method: str | None = typer.Option(None, help="lora or full [default: lora]."),
+    method: str | None = typer.Option(None, help="lora or full (default: lora)."),
     learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
-    epochs: float | None = typer.Option(None, help="Passes over the data [default: 1]."),
+    epochs: float | None = typer.Option(None, help="Passes over the data (default: 1)."),
     max_steps: int | None = typer.Option(None, help="Optimizer steps (overrides epochs)."),
     batch_size: int | None = typer.Option(None, help="Sequences per device per step."),
     grad_accum: int | None = typer.Option(None, help="Gradient accumulation steps."),
     max_length: int | None = typer.Option(None, help="Tokens per sequence."),
-    seed: int | None = typer.Option(None, help="Seed [default: 0]."),
+    seed: int | None = typer.Option(None, help="Seed (default: 0)."),
 ) -> None:
     """Supervised fine-tuning with loss on the agent's trainable turns.
 
@@ -80,15 +80,15 @@ def dpo_cmd(
     data: Path = typer.Option(..., "--data", "-d", help=_DATA_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (adapter or model)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of settings."),
-    method: str | None = typer.Option(None, help="lora or full [default: lora]."),
+    method: str | None = typer.Option(None, help="lora or full (default: lora)."),
     learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
-    epochs: float | None = typer.Option(None, help="Passes over the data [default: 1]."),
+    epochs: float | None = typer.Option(None, help="Passes over the data (default: 1)."),
     max_steps: int | None = typer.Option(None, help="Optimizer steps (overrides epochs)."),
     batch_size: int | None = typer.Option(None, help="Pairs per device per step."),
     grad_accum: int | None = typer.Option(None, help="Gradient accumulation steps."),
     max_length: int | None = typer.Option(None, help="Tokens per prompt + reply."),
-    seed: int | None = typer.Option(None, help="Seed [default: 0]."),
-    beta: float | None = typer.Option(None, help="DPO beta [default: 0.1]."),
+    seed: int | None = typer.Option(None, help="Seed (default: 0)."),
+    beta: float | None = typer.Option(None, help="DPO beta (default: 0.1)."),
 ) -> None:
     """Direct Preference Optimization on prompt/chosen/rejected pairs.
 
@@ -138,3 +138,8 @@ def merge_cmd(
     except (ValueError, FileNotFoundError, KeyError, ImportError) as e:
         fail(str(e))
     console.print(f"merged → {out} (load it as hf/{out.resolve()})")
+
+
+from palaestra.cli.orm import orm_train_cmd  # noqa: E402
+
+train_app.command("orm")(orm_train_cmd)

@@ -9,6 +9,11 @@ mixture of agent share eta = 0.2 as best; here ``mix_ratio`` is the *general*
 share of the final rows (0.8 reproduces theirs). Deviation: each task keeps one
 trajectory (the shortest, ties broken by run order) so easy tasks solved many
 times do not dominate; pass ``dedup=False`` to keep all.
+
+``reward="orm"`` takes success from an outcome reward model's labels
+(``orm_labels.jsonl`` beside each run, written by
+:func:`palaestra.train.label_run`) instead of the environment's score: WebRL's
+use of an ORM on tasks that have no checker.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from palaestra.data._common import (
     DatasetCard,
@@ -55,23 +60,45 @@ def build_sft(
     general: str | Path | None = None,
     seed: str = "sft",
     tokenizer: Encoder | None = None,
+    reward: Literal["env", "orm"] = "env",
 ) -> tuple[Dataset, DatasetCard]:
     """Successful trajectories (``score >= threshold`` and not an error) of the runs.
 
     ``mix_ratio`` in [0, 1): the share of general chat rows in the result, drawn
     without replacement from ``general`` (JSONL file or ``datasets`` folder;
     default the shipped generated set) and capped at what it holds.
+    ``reward="orm"``: success is the ORM label of each run's ``orm_labels.jsonl``
+    (``threshold`` then does not apply; unlabelled episodes are skipped and counted).
     """
     if not 0.0 <= mix_ratio < 1.0:
         raise ValueError(f"mix_ratio must be in [0, 1), got {mix_ratio}")
+    if reward not in ("env", "orm"):
+        raise ValueError(f"reward must be 'env' or 'orm', got {reward!r}")
     srcs = sources if sources is not None else load_sources(run_dirs or [])
     counts = {"episodes": 0, "successful": 0, "duplicates_dropped": 0}
+    orm_success: dict[str, set[str]] = {}
+    if reward == "orm":
+        # Imported here: the label reader lives with the ORM, next to torch.
+        from palaestra.train._orm import read_orm_labels
+
+        counts["unlabelled"] = 0
+        for src in srcs:
+            labels = read_orm_labels(src.path)
+            orm_success[src.path] = {k for k, lab in labels.items() if lab.success}
+            counts["unlabelled"] += sum(
+                ep.episode_id not in labels and ep.outcome != "error" for ep in src.episodes
+            )
     best: dict[str, tuple[Episode, str]] = {}
     kept: list[tuple[Episode, str]] = []
     for src in srcs:
         for ep in src.episodes:
             counts["episodes"] += 1
-            if ep.outcome == "error" or ep.score < threshold or not ep.steps:
+            if ep.outcome == "error" or not ep.steps:
+                continue
+            if reward == "orm":
+                if ep.episode_id not in orm_success[src.path]:
+                    continue
+            elif ep.score < threshold:
                 continue
             counts["successful"] += 1
             if not dedup:
@@ -126,6 +153,7 @@ def build_sft(
             "mix_ratio": mix_ratio,
             "general": str(general) if general else ("shipped" if mix_ratio else None),
             "seed": seed,
+            "reward": reward,
         },
         counts=counts,
         tokens=conversation_stats([r["messages"] for r in rows], tokenizer),

@@ -32,6 +32,7 @@ def test_missing_extra_names_the_install_line(monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # ~400 listed actions, each checked from a reloaded state: minutes
 def test_conformance_find_living_thing() -> None:
     pytest.importorskip("scienceworld")
     report = check_env(

@@ -196,11 +196,29 @@ class TextWorldExpressEnv(Environment):
             return Observation(text=text, terminated=True, info={**info, "success": False})
         return Observation(text=text, info=info)
 
+    def _next_gold(self) -> int:
+        """Index of the next gold action to take, skipping stale open/close steps.
+
+        TextWorld-Express's gold path sometimes repeats ``open X`` for a container
+        that is already open (e.g. cookingworld hard); such a step is not valid in
+        the current state and is skipped, not taken.
+        """
+        i = self._gold_pos
+        valid = set(self.available_actions())
+        while (
+            i < len(self._gold)
+            and self._gold[i] not in valid
+            and self._gold[i].startswith(("open ", "close "))
+        ):
+            i += 1
+        return i
+
     def _track_gold(self, action: str) -> None:
         if self._off_gold:
             return
-        if self._gold_pos < len(self._gold) and action == self._gold[self._gold_pos]:
-            self._gold_pos += 1
+        i = self._next_gold()
+        if i < len(self._gold) and action == self._gold[i]:
+            self._gold_pos = i + 1
         elif not action.startswith(_INERT_PREFIXES):
             self._off_gold = True
 
@@ -215,8 +233,10 @@ class TextWorldExpressEnv(Environment):
         return min(1.0, max(0.0, float(self._infos.get("score", 0.0))))
 
     def expert(self) -> str:
-        if not self._off_gold and self._gold_pos < len(self._gold):
-            return self._gold[self._gold_pos]
+        if not self._off_gold:
+            i = self._next_gold()
+            if i < len(self._gold):
+                return self._gold[i]
         return "look around"
 
     def _close(self) -> None:
