@@ -29,8 +29,11 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } || \
 	  echo "note: bubblewrap (bwrap) not installed; sudo apt-get install bubblewrap"
 
+# The main job end to end on CPU: SFT the tiny model on expert demonstrations, evaluate,
+# one evolve iteration (refinement data vs an expert-only control arm), evaluate, report.
+# Resumable: re-run to continue. Report: runs/quickstart/report/evolve.html
 quickstart: install
-	$(BIN)/palaestra demo --tasks 20
+	$(BIN)/palaestra evolve configs/quickstart.yaml --out runs/quickstart
 
 test: install
 	$(BIN)/pytest
