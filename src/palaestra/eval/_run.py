@@ -27,9 +27,9 @@ import copy
 import platform
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 from rich.console import Console
 
 from palaestra._config import config_changes, load_config, refuse_changes
@@ -45,7 +45,7 @@ from palaestra.eval._suites import (
     suite_tasks,
 )
 from palaestra.model import Model, get_model
-from palaestra.rollout._config import RolloutConfig
+from palaestra.rollout._config import AgentSettings, RolloutConfig
 from palaestra.rollout._engine import Limits, RolloutEngine, RolloutStats
 from palaestra.rollout._run import build_agent, git_hash, package_versions, run_with_progress
 from palaestra.trajectory import Run, RunStore
@@ -55,7 +55,7 @@ RESUMABLE_CHANGES = frozenset({"concurrency", "epochs", "max_retries", "base_url
 
 
 #: Agents announced in the CLI but not implemented yet, with what to use meanwhile.
-class EvalConfig(BaseModel):
+class EvalConfig(AgentSettings):
     """Everything an eval run needs; stored in the run header (``suite`` as the suite id)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -67,11 +67,6 @@ class EvalConfig(BaseModel):
     )
     base_url: str | None = Field(default=None, description="Server URL for openai/ models.")
     suite: str = Field(description="Suite id (heldin-v1, ...) or the path of a suite .yaml file.")
-    agent: str = Field(
-        default="react",
-        description="react, reflexion, codeact, search:best-first, search:mcts, expert, "
-        "codeact-expert or random.",
-    )
     epochs: int = Field(default=1, ge=1, description="Episodes per task (k of pass@k, pass^k).")
     concurrency: int = Field(default=8, ge=1, description="Episodes in flight at once.")
     max_steps: int = Field(
@@ -86,27 +81,8 @@ class EvalConfig(BaseModel):
     max_seconds: float | None = Field(default=None, gt=0, description="Wall time per episode.")
     max_retries: int = Field(default=2, ge=0, description="Retries of an episode after an error.")
     temperature: float = Field(default=0.0, ge=0, description="Sampling temperature (0 = greedy).")
-    max_new_tokens: int = Field(default=128, ge=1, description="Tokens per model reply.")
     max_prompt_tokens: int = Field(default=3072, ge=64, description="History budget per prompt.")
-    prompt: Literal["full", "compact"] = Field(
-        default="full",
-        description="System prompt: full (environment description and actions) or compact "
-        "(reply format only; for small models fine-tuned on a family).",
-    )
     seed: int = Field(default=0, ge=0, description="Sampling seed (epoch e > 0 derives its own).")
-    search: dict[str, Any] = Field(
-        default_factory=dict[str, Any],
-        description="search:* agents: SearchConfig settings (branching, max_nodes, round_nodes, "
-        "search_depth, max_tokens, max_seconds, value=progress|self|rollout, temperature, "
-        "c_uct, rollout_depth).",
-    )
-
-    @model_validator(mode="after")
-    def _codeact_reply_length(self) -> Self:
-        # Code blocks are long: 128 tokens cut most of them. Only when not set explicitly.
-        if self.agent.startswith("codeact") and "max_new_tokens" not in self.model_fields_set:
-            self.max_new_tokens = 512
-        return self
 
     @field_validator("agent")
     @classmethod

@@ -15,7 +15,36 @@ from palaestra._config import load_config as load_config_file
 from palaestra.env import Difficulty, Perturbation, Split
 
 
-class RolloutConfig(BaseModel):
+class AgentSettings(BaseModel):
+    """Agent settings shared by rollout and eval configs."""
+
+    agent: str = Field(
+        default="react",
+        description="react, reflexion, codeact, search:best-first, search:mcts, expert, "
+        "codeact-expert or random.",
+    )
+    max_new_tokens: int = Field(default=128, ge=1, description="Tokens per model reply.")
+    prompt: Literal["full", "compact"] = Field(
+        default="full",
+        description="System prompt: full (environment description and actions) or compact "
+        "(reply format only; for small models fine-tuned on a family).",
+    )
+    search: dict[str, Any] = Field(
+        default_factory=dict[str, Any],
+        description="search:* agents: SearchConfig settings (branching, max_nodes, round_nodes, "
+        "search_depth, max_tokens, max_seconds, value=progress|self|rollout, temperature, "
+        "c_uct, rollout_depth).",
+    )
+
+    @model_validator(mode="after")
+    def _codeact_reply_length(self) -> Self:
+        # Code blocks are long: 128 tokens cut most of them. Only when not set explicitly.
+        if self.agent.startswith("codeact") and "max_new_tokens" not in self.model_fields_set:
+            self.max_new_tokens = 512
+        return self
+
+
+class RolloutConfig(AgentSettings):
     """Everything a rollout run needs; stored in the run header so a run can be reproduced."""
 
     model_config = ConfigDict(extra="forbid")
@@ -37,11 +66,6 @@ class RolloutConfig(BaseModel):
         default=None, description="easy, medium or hard; default cycles through all three."
     )
     attempts: int = Field(default=1, ge=1, description="Attempts per task (epochs; pass@k).")
-    agent: str = Field(
-        default="react",
-        description="react, reflexion, codeact, search:best-first, search:mcts, expert, "
-        "codeact-expert or random.",
-    )
     concurrency: int = Field(default=8, ge=1, description="Episodes in flight at once.")
     max_steps: int = Field(default=30, ge=1, description="Agent turns per episode.")
     max_tokens: int | None = Field(
@@ -50,30 +74,11 @@ class RolloutConfig(BaseModel):
     max_seconds: float | None = Field(default=None, gt=0, description="Wall time per episode.")
     max_retries: int = Field(default=2, ge=0, description="Retries of an episode after an error.")
     temperature: float = Field(default=0.0, ge=0, description="Sampling temperature (0 = greedy).")
-    max_new_tokens: int = Field(default=128, ge=1, description="Tokens per model reply.")
     max_prompt_tokens: int = Field(default=3072, ge=64, description="History budget per prompt.")
-    prompt: Literal["full", "compact"] = Field(
-        default="full",
-        description="System prompt: full (environment description and actions) or compact "
-        "(reply format only; for small models fine-tuned on a family).",
-    )
     perturbations: list[Perturbation] = Field(
         default_factory=list[Perturbation], description="AgentRefine-style perturbations."
     )
     seed: int = Field(default=0, description="Sampling seed.")
-    search: dict[str, Any] = Field(
-        default_factory=dict[str, Any],
-        description="search:* agents: SearchConfig settings (branching, max_nodes, round_nodes, "
-        "search_depth, max_tokens, max_seconds, value=progress|self|rollout, temperature, "
-        "c_uct, rollout_depth).",
-    )
-
-    @model_validator(mode="after")
-    def _codeact_reply_length(self) -> Self:
-        # Code blocks are long: 128 tokens cut most of them. Only when not set explicitly.
-        if self.agent.startswith("codeact") and "max_new_tokens" not in self.model_fields_set:
-            self.max_new_tokens = 512
-        return self
 
     backend: Literal["local", "ray"] = Field(
         default="local", description="local (asyncio, this process) or ray (actors on a cluster)."
