@@ -7,9 +7,7 @@ train in seconds. ``get_model("tiny")`` builds one locally:
   built-in environment families produce (task instructions, first
   observations, expert trajectories, the feedback on a malformed action) plus
   the agent prompt files, so environment words are mostly single tokens
-  (digits are split, so numbers stay compositional; spaces are tokens of their
-  own, so a word is the same tokens wherever it appears and copying a name from
-  an observation into an action is a plain copy). Held-out tasks are
+  (digits are split, so numbers stay compositional). Held-out tasks are
   left out of the corpus: their vocabulary is meant to be unseen. A family
   that fails to import is skipped, and ToyEnv's text is always included;
 - a randomly initialised ``LlamaForCausalLM`` (hidden 256, 4 layers, 4 heads,
@@ -47,8 +45,7 @@ from palaestra.model._templates import CHATML_TEMPLATE
 log = logging.getLogger("palaestra.model")
 
 #: Bump when the build recipe changes in a way the hash below cannot see.
-#: 2: spaces are their own tokens (a word tokenizes the same after a space or a bracket).
-BUILD_VERSION = 2
+BUILD_VERSION = 1
 
 PAD, EOT, IM_START, IM_END = "<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD, EOT, IM_START, IM_END]
@@ -160,15 +157,8 @@ def build_corpus() -> list[str]:
 
 def _train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE())
-    # Spaces are isolated before byte-level BPE, so a word never merges with the space
-    # before it: "of Takel" and "search[Takel" both contain the same tokens for "Takel".
-    # With GPT-2-style " Takel" tokens, copying a name from an observation into an action
-    # is a translation the model must learn per name; a small model trained from scratch
-    # then miscopies names it has not memorised (measured: 0% toolqa success after 150
-    # steps with the old tokenizer).
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(" ", behavior="isolated"),
             pre_tokenizers.Digits(individual_digits=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
         ]
