@@ -86,7 +86,7 @@ def test_sft_learns_the_format_fast(tmp_path: Path, one_thread: None) -> None:
     cfg = SFTRunConfig(
         method="full",
         learning_rate=5e-3,
-        max_steps=70,
+        max_steps=100,
         batch_size=8,
         max_length=640,
         progress=False,
