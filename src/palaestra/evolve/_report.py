@@ -61,6 +61,7 @@ def _curves_png(rows: list[dict[str, Any]], groups: list[str]) -> bytes:
             hi = [p["groups"][g]["high"] - y for y, p in zip(ys, pts, strict=True)]
             ax.errorbar(xs, ys, yerr=[lo, hi], fmt=fmt, color=color, capsize=3, label=arm)
         ax.set_title(g)
+        ax.set_xticks(sorted({int(r["iteration"]) for r in rows}))
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
