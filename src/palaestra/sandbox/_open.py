@@ -68,7 +68,7 @@ def open_sandbox(
         if not allow_unsafe:
             raise NoSandboxBackend(
                 "the unsafe-local backend runs model-written code WITHOUT isolation; pass "
-                "allow_unsafe=True (CLI: --allow-unsafe-sandbox) if you accept that"
+                "allow_unsafe=True if you accept that"
             )
         log.warning(
             "UNSAFE SANDBOX: code runs unisolated on this machine, with the permissions of "
