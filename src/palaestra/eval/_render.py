@@ -130,11 +130,7 @@ def render_html(report: Report, figs: Mapping[str, tuple[str, bytes]]) -> str:
     secs = sections(report)
     nav = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in secs)
     parts = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Palaestra report: {html.escape(', '.join(report.labels))}</title>",
-        f"<style>{_CSS}</style></head><body><main>",
+        *page_head(f"Palaestra report: {', '.join(report.labels)}"),
         "<h1>Palaestra report</h1>",
         f'<p class="meta">{html.escape(_meta(report))}</p>',
         f"<nav>{nav}</nav>",
@@ -144,13 +140,30 @@ def render_html(report: Report, figs: Mapping[str, tuple[str, bytes]]) -> str:
         items = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
         parts.append(f'<div class="notes"><ul>{items}</ul></div>')
     for sec in secs:
-        parts.append(f'<h2 id="{sec.key}">{html.escape(sec.title)}</h2>')
-        if sec.intro:
-            parts.append(f'<p class="intro">{html.escape(sec.intro)}</p>')
-        parts.append(_html_table(sec))
-        parts.extend(_img(figs[k][1], figs[k][0]) for k in sec.figures if k in figs)
+        parts += section_html(sec, figs)
     parts.append("</main></body></html>")
     return "\n".join(parts)
+
+
+def page_head(title: str) -> list[str]:
+    """The start of a self-contained report page (styles included), up to ``<main>``."""
+    return [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+    ]
+
+
+def section_html(sec: Section, figs: Mapping[str, tuple[str, bytes]]) -> list[str]:
+    """A section as HTML: heading, intro, table, then its figures."""
+    parts = [f'<h2 id="{sec.key}">{html.escape(sec.title)}</h2>']
+    if sec.intro:
+        parts.append(f'<p class="intro">{html.escape(sec.intro)}</p>')
+    parts.append(_html_table(sec))
+    parts.extend(_img(figs[k][1], figs[k][0]) for k in sec.figures if k in figs)
+    return parts
 
 
 def _meta(report: Report) -> str:
@@ -166,17 +179,23 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def section_markdown(sec: Section) -> list[str]:
+    """A section as Markdown lines: heading, intro, table, a blank line."""
+    lines = [f"## {sec.title}", ""]
+    if sec.intro:
+        lines += [sec.intro, ""]
+    lines.append("| " + " | ".join(_md_cell(h) for h in sec.headers) + " |")
+    lines.append("|" + "|".join("---" for _ in sec.headers) + "|")
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in sec.rows]
+    lines.append("")
+    return lines
+
+
 def render_markdown(report: Report) -> str:
     lines = ["# Palaestra report", "", _meta(report), ""]
     lines += [f"> {n}" for n in report.notes] + ([""] if report.notes else [])
     for sec in sections(report):
-        lines += [f"## {sec.title}", ""]
-        if sec.intro:
-            lines += [sec.intro, ""]
-        lines.append("| " + " | ".join(_md_cell(h) for h in sec.headers) + " |")
-        lines.append("|" + "|".join("---" for _ in sec.headers) + "|")
-        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in sec.rows]
-        lines.append("")
+        lines += section_markdown(sec)
     lines.append("Plots: see report.html next to this file.")
     return "\n".join(lines) + "\n"
 

@@ -12,8 +12,6 @@ test, :func:`palaestra.eval.compare`).
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 from collections.abc import Sequence
@@ -23,6 +21,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from palaestra.eval._render import page_head, section_html, section_markdown
+from palaestra.eval._report import Section
 from palaestra.evolve._config import EvolveConfig
 
 _GROUP_ORDER = ("heldin", "recovery", "perturbed", "heldout")
@@ -156,71 +156,60 @@ def write_evolve_report(
     png = _curves_png(rows, groups) if rows and groups else b""
     (folder / "curves.png").write_bytes(png)
 
-    md = [
-        "# Palaestra evolve report",
-        "",
-        f"Base model `{config.model}`, trained on {', '.join(config.envs)}; "
+    intro = (
+        f"Base model {config.model}, trained on {', '.join(config.envs)}; "
         f"{config.iterations} iteration(s); improving arm data: "
         + ", ".join(k for k, v in config.data.model_dump().items() if v)
         + ". The control arm trains on expert demonstrations of the same tasks for the same "
-        "optimizer steps. Success on fixed evaluation tasks never trained on (Wilson 95% CIs).",
-        "",
-        "| " + " | ".join(headers) + " |",
-        "|" + "---|" * len(headers),
-        *("| " + " | ".join(r) + " |" for r in table),
-        "",
+        "optimizer steps. Success on fixed evaluation tasks never trained on (Wilson 95% CIs)."
+    )
+    secs = [
+        Section(
+            key="models",
+            title="Success per group",
+            intro=intro,
+            headers=headers,
+            rows=table,
+            figures=["curves"] if png else [],
+        )
     ]
     if comparisons:
-        md += [
-            f"## Iteration {last}: improving arm vs control (paired by task)",
-            "",
-            "| group | control | improve | delta | p (McNemar) | tasks |",
-            "|---|---|---|---|---|---|",
-            *(
-                f"| {c['group']} | {c['control']:.0%} | {c['improve']:.0%} | "
-                f"{c['delta']:+.0%} | {c['p_value']:.3g}{' *' if c['significant'] else ''} | "
-                f"{c['tasks']} |"
-                for c in comparisons
-            ),
-            "",
-        ]
-    md += [
-        "![success over iterations](curves.png)",
-        "",
-        "Details: [detail/report.html](detail/report.html)",
-        "",
-    ]
+        secs.append(
+            Section(
+                key="compare",
+                title=f"Iteration {last}: improving arm vs control (paired by task)",
+                headers=["group", "control", "improve", "delta", "p (McNemar)", "tasks"],
+                rows=[
+                    [
+                        str(c["group"]),
+                        f"{c['control']:.0%}",
+                        f"{c['improve']:.0%}",
+                        f"{c['delta']:+.0%}",
+                        f"{c['p_value']:.3g}{' *' if c['significant'] else ''}",
+                        str(c["tasks"]),
+                    ]
+                    for c in comparisons
+                ],
+            )
+        )
+    md = ["# Palaestra evolve report", ""]
+    for sec in secs:
+        md += section_markdown(sec)
+    md += ["![success over iterations](curves.png)", ""]
+    md += ["Details: [detail/report.html](detail/report.html)", ""]
     md_path = folder / "evolve.md"
     md_path.write_text("\n".join(md), encoding="utf-8")
 
-    body = "\n".join(md[:3])
-    html_table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"
-    html_table += "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in table
-    )
-    html_table += "</table>"
-    cmp_html = ""
-    if comparisons:
-        cmp_html = f"<h2>Iteration {last}: improving arm vs control (paired by task)</h2><table>"
-        cmp_html += "<tr><th>group</th><th>control</th><th>improve</th><th>delta</th><th>p</th><th>tasks</th></tr>"
-        cmp_html += "".join(
-            f"<tr><td>{c['group']}</td><td>{c['control']:.0%}</td><td>{c['improve']:.0%}</td>"
-            f"<td>{c['delta']:+.0%}</td><td>{c['p_value']:.3g}</td><td>{c['tasks']}</td></tr>"
-            for c in comparisons
-        )
-        cmp_html += "</table>"
-    img = base64.b64encode(png).decode()
-    page = (
-        "<!doctype html><meta charset='utf-8'><title>Palaestra evolve report</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>"
-        f"<h1>Palaestra evolve report</h1><p>{html.escape(md[2])}</p>{html_table}{cmp_html}"
-        f"<p><img alt='success over iterations' src='data:image/png;base64,{img}'></p>"
-        "<p><a href='detail/report.html'>Full evaluation report</a></p>"
-    )
-    del body
+    figs = {"curves": ("success over iterations", png)}
+    page = [*page_head("Palaestra evolve report"), "<h1>Palaestra evolve report</h1>"]
+    for sec in secs:
+        page += section_html(sec, figs)
+    page += [
+        '<p><a href="detail/report.html">Full evaluation report</a></p>',
+        "</main></body></html>",
+    ]
     html_path = folder / "evolve.html"
-    html_path.write_text(page, encoding="utf-8")
+    html_path.write_text("\n".join(page), encoding="utf-8")
     summary = {
         "models": [{k: v for k, v in r.items() if k != "_metrics"} for r in rows],
         "comparison": comparisons,
