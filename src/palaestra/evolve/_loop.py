@@ -319,18 +319,33 @@ def evolve(
         check_no_leak(out_tasks, eval_tasks)
         return out_tasks
 
-    demos = stages.run(
-        "iter-0/demos",
-        lambda f: _run_tasks(
-            config,
-            f,
-            train_suite_file(f, "demos", demo_tasks()),
-            agent="expert",
-            model=None,
-            temperature=0.0,
-            progress=progress,
-            console=console,
-        ),
+    def run_stage(
+        stage: str,
+        suite: Callable[[Path], Path],
+        *,
+        agent: str,
+        model: str | None = None,
+        temperature: float = 0.0,
+        name: str = "run",
+    ) -> dict[str, Any]:
+        """A resumable stage that runs ``agent`` on the tasks of ``suite(stage folder)``."""
+        return stages.run(
+            stage,
+            lambda f: _run_tasks(
+                config,
+                f,
+                suite(f),
+                agent=agent,
+                model=model,
+                temperature=temperature,
+                progress=progress,
+                console=console,
+                name=name,
+            ),
+        )
+
+    demos = run_stage(
+        "iter-0/demos", lambda f: train_suite_file(f, "demos", demo_tasks()), agent="expert"
     )
 
     def base_data(f: Path) -> dict[str, Any]:
@@ -347,19 +362,8 @@ def evolve(
     models: list[ModelRecord] = []
 
     def evaluate_model(name: str, model_id: str) -> dict[str, Any]:
-        return stages.run(
-            f"evals/{name}",
-            lambda f: _run_tasks(
-                config,
-                f,
-                suite_path,
-                agent="react",
-                model=model_id,
-                temperature=0.0,
-                progress=progress,
-                console=console,
-                name=name,
-            ),
+        return run_stage(
+            f"evals/{name}", lambda f: suite_path, agent="react", model=model_id, name=name
         )
 
     ev = evaluate_model("base", base["model"])
@@ -394,31 +398,13 @@ def evolve(
         train_suite = Path(plan["suite"])
 
         # expert demonstrations of this iteration's tasks (both arms' expert data)
-        expert = stages.run(
-            f"{prefix}/expert",
-            lambda f, train_suite=train_suite: _run_tasks(
-                config,
-                f,
-                train_suite,
-                agent="expert",
-                model=None,
-                temperature=0.0,
-                progress=progress,
-                console=console,
-            ),
-        )
-        explore = stages.run(
+        expert = run_stage(f"{prefix}/expert", lambda f, s=train_suite: s, agent="expert")
+        explore = run_stage(
             f"{prefix}/improve/rollouts",
-            lambda f, train_suite=train_suite: _run_tasks(
-                config,
-                f,
-                train_suite,
-                agent=config.agent,
-                model=current["improve"],
-                temperature=config.temperature,
-                progress=progress,
-                console=console,
-            ),
+            lambda f, s=train_suite: s,
+            agent=config.agent,
+            model=current["improve"],
+            temperature=config.temperature,
         )
 
         def improve_data(
