@@ -356,6 +356,7 @@ class HouseState:
     lamps_on: set[str] = field(default_factory=set[str])
     flags: set[str] = field(default_factory=set[str])
     solved: bool = False
+    seen: set[str] = field(default_factory=set[str])  # receptacles whose contents were shown
 
 
 def check_params(params: dict[str, JsonValue]) -> None:

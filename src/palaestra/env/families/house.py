@@ -191,6 +191,13 @@ class HouseEnv(StateSnapshotMixin, Environment):
         return self.reject(f"You don't see any {raw} here.")
 
     def _step(self, action: str) -> Observation:
+        obs = self._act(action)
+        s = self._s
+        if s.loc is not None and self._is_open(s.loc):
+            s.seen.add(s.loc)  # its contents are in this or an earlier observation
+        return obs
+
+    def _act(self, action: str) -> Observation:
         s = self._s
         text = action.lower().rstrip(".!").strip()
         verb, _, rest = text.partition(" ")
@@ -477,13 +484,24 @@ class HouseEnv(StateSnapshotMixin, Environment):
         return acts
 
     def expert(self) -> str:
+        """The next action of a fair expert: it knows only what the agent has been shown.
+
+        Object locations are learnt by looking (receptacles are explored in the order
+        the room lists them, closed ones opened); receptacle and appliance names are in
+        the room description. A policy that used hidden locations could not be imitated.
+        """
         s = self._s
         lay = s.layout
         held = s.holding
         if held is not None and held not in lay.targets:
             return self._drop(s)
         if lay.task_type == "examine":
-            lamps = sorted(lay.lamp_rec, key=lambda lamp: lamp not in s.lamps_on)
+            lamps = sorted(
+                (lamp for lamp in lay.lamp_rec if lay.lamp_rec[lamp] in s.seen),
+                key=lambda lamp: lamp not in s.lamps_on,
+            )
+            if not lamps:
+                return self._fetch(s, lambda o, at: 0) if held is None else self._explore(s)
             lamp = lamps[0]
             rec = lay.lamp_rec[lamp]
             if held is None:
@@ -492,10 +510,11 @@ class HouseEnv(StateSnapshotMixin, Environment):
                 return f"go to {rec}"
             return f"use {lamp}"
         if lay.task_type == "pick_two":
+            known = self._known(s)
             dest = min(
                 lay.goal_recs,
                 key=lambda r: (
-                    -sum(s.where[o] == r for o in lay.targets),
+                    -sum(known.get(o) == r for o in lay.targets),
                     self._put_cost(s, r, None),
                 ),
             )
@@ -512,6 +531,19 @@ class HouseEnv(StateSnapshotMixin, Environment):
             return f"go to {app}" if s.loc != app else f"{role} {held} with {app}"
         dest = min(lay.goal_recs, key=lambda r: self._put_cost(s, r, s.loc))
         return self._deliver(s, held, dest)
+
+    def _known(self, s: HouseState) -> dict[str, str]:
+        """Objects the agent has been shown, and where they are."""
+        return {o: r for o, r in s.where.items() if r is not None and r in s.seen}
+
+    def _explore(self, s: HouseState) -> str:
+        """Look into the next receptacle not yet seen, in the order the room lists them."""
+        if s.loc is not None and s.loc not in s.seen:
+            return f"open {s.loc}"  # here and unseen: it is closed
+        for rec in s.layout.receptacles:
+            if rec not in s.seen:
+                return f"go to {rec}"
+        raise AssertionError("every receptacle seen and no target found")
 
     def _put_cost(self, s: HouseState, rec: str, at: str | None) -> int:
         return (at != rec) + (not self._is_open(rec)) + 1
@@ -531,20 +563,21 @@ class HouseEnv(StateSnapshotMixin, Environment):
         after: Callable[[str, str], int],
         skip: Callable[[str], bool] | None = None,
     ) -> str:
-        """Go for the target object that finishes the task soonest; ``after(o, rec)`` prices the rest."""
-        lay = s.layout
+        """Go for the known target that finishes the task soonest (``after(o, rec)`` prices
+        the rest); explore while none is known."""
+        known = self._known(s)
         best: tuple[int, str] | None = None
-        for o in lay.targets:
-            rec = s.where[o]
+        for o in s.layout.targets:
+            rec = known.get(o)
             if rec is None or (skip is not None and skip(o)):
                 continue
             cost = (s.loc != rec) + (not self._is_open(rec)) + 1 + after(o, rec)
             if best is None or cost < best[0]:
                 best = (cost, o)
-        assert best is not None, "a target object is always somewhere in the house"
+        if best is None:
+            return self._explore(s)
         obj = best[1]
-        rec = s.where[obj]
-        assert rec is not None
+        rec = known[obj]
         if s.loc != rec:
             return f"go to {rec}"
         if not self._is_open(rec):
