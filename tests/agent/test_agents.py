@@ -175,3 +175,19 @@ def test_sampling_seed_varies_by_attempt_but_not_when_greedy() -> None:
     sampled = seeds(0.8)
     assert sampled[0] == 5 and len(set(sampled)) == 3
     assert seeds(0.0) == [5, 5, 5]
+
+
+def test_act_prompt_replies_are_the_action_line_alone() -> None:
+    env = ToyEnv()
+    task = env.make_task(1, difficulty="hard")
+    steps, end = run_episode(ExpertAgent(prompt="act"), env, task)
+    assert end.outcome == "success"
+    replies = [m.content for m in end.messages if m.role == "assistant"]
+    assert all(r.startswith("Action: ") and "\n" not in r for r in replies)
+    assert (
+        "exactly one line" in end.messages[0].content and "Thought" not in end.messages[0].content
+    )
+    model = ScriptedModel(["go up", "Action: inc", "Action: inc", "Action: stop"])
+    steps, end = run_episode(ReactAgent(prompt="act"), env, env.make_task(0), model)
+    assert steps[0].format_error is not None and "Thought" not in steps[0].observation
+    assert end.outcome == "success"

@@ -267,3 +267,26 @@ def test_cli_commands(stores: dict[str, Path], tmp_path: Path) -> None:
     assert load_card(tmp_path / "p").counts["rows"] > 0
     res = r.invoke(app, ["data", "sft", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "not a run directory" in res.output
+
+
+def test_refine_corrections_follow_the_act_prompt_style(tmp_path: Path) -> None:
+    from palaestra.agent import ExpertAgent
+    from palaestra.data import build_refine_synthetic
+    from palaestra.env import make, tasks
+    from palaestra.rollout import RolloutEngine
+
+    env_id = "house-v1"
+    suite = tasks(env_id, "train", n=4, difficulty="easy", contents_visible=True)
+    engine = RolloutEngine(ExpertAgent(prompt="act", max_steps=20), lambda: make(env_id), None)
+    run = tmp_path / "run"
+    with RunStore(run) as store:
+        for ep in engine.run(suite):
+            store.add(ep)
+    ds, card = build_refine_synthetic([run], types=("wrong_action", "format_error"))
+    assert len(ds) >= 3, card.counts
+    for row in ds:
+        turns = [m for m in row["messages"] if m["role"] == "assistant"]
+        wrong = [m for m in turns if m["train"] is False]
+        assert len(wrong) == 1
+        assert all(m["content"].startswith("Action: ") for m in turns if m["train"])
+        assert all("Thought" not in m["content"] for m in row["messages"])

@@ -95,3 +95,18 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     assert load_evolve_config(
         Path(__file__).parents[2] / "configs" / "quickstart.yaml"
     ).envs  # the shipped config loads
+
+
+def test_env_params_reach_every_task_of_the_env(tmp_path: Path) -> None:
+    from palaestra.evolve._curriculum import initial_cells
+    from palaestra.evolve._loop import eval_suite_file
+
+    params = {"house-v1": {"contents_visible": True}}
+    cfg = _config(
+        envs=["house-v1"], eval_envs=["house-v1"], eval_suites=["recovery-v1"], env_params=params
+    )
+    _, eval_tasks = eval_suite_file(cfg, tmp_path)
+    assert eval_tasks and all(t.params.get("contents_visible") is True for t in eval_tasks)
+    assert all(c.params == params["house-v1"] for c in initial_cells(cfg.envs, ["easy"], params))
+    with pytest.raises(ValueError, match=r"env_params\['house-v1'\].*contents_visible"):
+        _config(envs=["house-v1"], env_params={"house-v1": {"contents_visible": "yes"}})

@@ -32,12 +32,14 @@ class ExpertAgent(ReactAgent):
 
     name = "expert"
     needs_model = False
-    thought = "The next step towards the goal is to {action}."
+    thought = "I will {action}."  # short: demonstrations for small models cost per token
 
     def decide(
         self, env: Environment, messages: list[ChatMessage], ctx: EpisodeContext
     ) -> Generator[ModelCall, Completion | None, Completion]:
         action = env.expert()
+        if self.prompt == "act":
+            return _reply(f"Action: {action}")
         return _reply(f"Thought: {self.thought.format(action=action)}\nAction: {action}")
         yield  # pragma: no cover - makes this a generator that never asks the model
 

@@ -36,8 +36,15 @@ _THOUGHT_RE = re.compile(r"Thought\s*:\s*(.*?)(?=^\s*Action\s*:|\Z)", re.IGNOREC
 #: description of the observation and action spaces). ``compact``: the reply format
 #: only — for small models fine-tuned on a family, where the ~250 tokens of
 #: description cost training and prefill time and carry nothing the data does not.
-PromptStyle = Literal["full", "compact"]
-PROMPT_STYLES: tuple[PromptStyle, ...] = ("full", "compact")
+#: ``act``: compact, and the reply is the ``Action:`` line alone — the ReAct paper's
+#: Act-only baseline; for small models whose thoughts would only repeat the action.
+PromptStyle = Literal["full", "compact", "act"]
+PROMPT_STYLES: tuple[PromptStyle, ...] = ("full", "compact", "act")
+
+
+def format_error_feedback(prompt: PromptStyle, reason: str) -> str:
+    """What a model hears after a reply without a parsable action, in its prompt style."""
+    return template("format_error_act" if prompt == "act" else "format_error").format(reason=reason)
 
 
 @dataclass
@@ -124,8 +131,8 @@ class ReactAgent(Agent):
         self.seed = seed
 
     def system_prompt(self, env: Environment, task: Task) -> str:
-        if self.prompt == "compact":
-            text = template("react_compact").strip()
+        if self.prompt in ("compact", "act"):
+            text = template(f"react_{self.prompt}").strip()
         else:
             text = template("react_system").format(
                 description=env.description.strip(), action_help=env.action_help.strip()
@@ -184,7 +191,7 @@ class ReactAgent(Agent):
             )
             env_seconds = 0.0
             if parsed.action is None:
-                feedback = template("format_error").format(reason=parsed.error)
+                feedback = format_error_feedback(self.prompt, parsed.error or "")
                 step = step.model_copy(
                     update={
                         "format_error": parsed.error,

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from palaestra.agent import ExpertAgent, parse_react, template
+from palaestra.agent._react import format_error_feedback
 from palaestra.data._common import (
     DatasetCard,
     Encoder,
@@ -76,8 +77,19 @@ _WHY: dict[ErrorType, str] = {
 _NONSENSE = ("xyzzy", "the purple elephant", "nowhere at all")
 
 
-def correction_text(action: str, kinds: Iterable[ErrorType] = ()) -> str:
-    """The oracle's corrected turn: a short reflection on the error, then the action."""
+def act_style(messages: Sequence[Message]) -> bool:
+    """Whether a conversation uses the ``act`` prompt (replies are the Action line alone)."""
+    return bool(messages) and messages[0]["content"].startswith(template("react_act").strip())
+
+
+def correction_text(action: str, kinds: Iterable[ErrorType] = (), *, act: bool = False) -> str:
+    """The oracle's corrected turn: a short reflection on the error, then the action.
+
+    In the ``act`` prompt style the turn is the ``Action:`` line alone, like every
+    other reply of that style (the environment's feedback is the only reflection).
+    """
+    if act:
+        return f"Action: {action}"
     why = " ".join(_WHY[k] for k in ERROR_TYPES if k in set(kinds))
     thought = ExpertAgent.thought.format(action=action)
     return f"Thought: {why + ' ' if why else ''}{thought}\nAction: {action}"
@@ -112,7 +124,7 @@ class Teacher:
     def correct(
         self, env: Environment, messages: Sequence[Message], kinds: Iterable[ErrorType]
     ) -> str:
-        return correction_text(env.expert(), kinds)
+        return correction_text(env.expert(), kinds, act=act_style(messages))
 
 
 class ModelTeacher(Teacher):
@@ -166,7 +178,7 @@ def _finish(
         if continuation == "teacher":
             text = teacher.correct(env, messages, ())
         else:
-            text = correction_text(env.expert())
+            text = correction_text(env.expert(), act=act_style(messages))
     return "not_solved"
 
 
@@ -319,7 +331,7 @@ def build_refine(
 
 
 def _inject(
-    env: Environment, kind: ErrorType, previous: str | None, rng: random.Random
+    env: Environment, kind: ErrorType, previous: str | None, rng: random.Random, act: bool = False
 ) -> tuple[str, str] | None:
     """Apply one wrong turn of ``kind``; returns (reply text, feedback) or None if impossible.
 
@@ -328,7 +340,7 @@ def _inject(
     if kind == "format_error":
         text = f"I think I should {env.expert()} now"
         parsed = parse_react(text)
-        return text, template("format_error").format(reason=parsed.error)
+        return text, format_error_feedback("act" if act else "full", parsed.error or "")
     expert = env.expert()
     if kind == "wrong_action":
         candidates = [a for a in env.available_actions() if a != expert]
@@ -347,7 +359,8 @@ def _inject(
         if obs.terminated or obs.truncated or (kind == "invalid_action") != invalid:
             env.restore(snap)
             continue
-        return f"Thought: I will try {action}.\nAction: {action}", obs.text
+        reply = f"Action: {action}" if act else f"Thought: I will try {action}.\nAction: {action}"
+        return reply, obs.text
     return None
 
 
@@ -425,7 +438,7 @@ def _synth_one(
         messages.append(msg("user", step.observation))
     previous = ep.steps[at - 1].action if at else None
     for kind in kinds:
-        wrong = _inject(env, kind, previous, rng)
+        wrong = _inject(env, kind, previous, rng, act_style(messages))
         if wrong is None:
             continue
         messages += [msg("assistant", wrong[0], False), msg("user", wrong[1])]

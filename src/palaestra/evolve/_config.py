@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from palaestra._config import load_config as load_config_file
 from palaestra.env import DIFFICULTIES, Difficulty
@@ -89,7 +89,13 @@ class EvolveConfig(BaseModel):
         min_length=1,
         description="Difficulties trained on at first (the curriculum may add harder ones).",
     )
-    prompt: Literal["full", "compact"] = Field(
+    env_params: dict[str, dict[str, JsonValue]] = Field(
+        default_factory=dict[str, dict[str, JsonValue]],
+        description="Generator params per environment, applied to every task of it — "
+        "demonstrations, curriculum and evaluation suites alike — e.g. "
+        "{house-v1: {contents_visible: true}}.",
+    )
+    prompt: Literal["full", "compact", "act"] = Field(
         default="full", description="System prompt style of the ReAct agent (see rollout)."
     )
     max_steps: int = Field(default=12, ge=1, description="Agent turns per episode.")
@@ -152,6 +158,23 @@ class EvolveConfig(BaseModel):
             raise ValueError(
                 f"unknown environment(s) {unknown}; registered: {', '.join(sorted(known))}"
             )
+        return v
+
+    @field_validator("env_params")
+    @classmethod
+    def _valid_params(cls, v: dict[str, dict[str, JsonValue]]) -> dict[str, dict[str, JsonValue]]:
+        from palaestra.env import make, registry
+
+        for env_id, params in v.items():
+            if env_id not in registry():
+                raise ValueError(f"env_params: unknown environment {env_id!r}")
+            env = make(env_id)
+            try:
+                env.unwrapped.make_task(0, "train", "easy", **params)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"env_params[{env_id!r}]: {e}") from e
+            finally:
+                env.close()
         return v
 
     @field_validator("difficulties")

@@ -102,8 +102,18 @@ def _allocate(shares: Sequence[float], total: int) -> list[int]:
     return counts
 
 
-def initial_cells(envs: Sequence[str], difficulties: Sequence[Difficulty]) -> list[Cell]:
-    return [Cell(env=e, difficulty=d) for e in envs for d in difficulties]
+def initial_cells(
+    envs: Sequence[str],
+    difficulties: Sequence[Difficulty],
+    params: dict[str, dict[str, JsonValue]] | None = None,
+) -> list[Cell]:
+    """One cell per environment and difficulty, with the environment's generator ``params``."""
+    params = params or {}
+    return [
+        Cell(env=e, difficulty=d, params=dict(params.get(e, {})))
+        for e in envs
+        for d in difficulties
+    ]
 
 
 def assess(cells: Sequence[Cell], episodes: Iterable[Episode]) -> list[Cell]:

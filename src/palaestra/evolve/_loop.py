@@ -150,6 +150,8 @@ def eval_suite_file(config: EvolveConfig, out: Path) -> tuple[Path, list[Task]]:
                 continue
             e = entry.model_dump(mode="json", exclude_defaults=True)
             e["group"] = entry.resolved_group
+            if config.env_params.get(entry.env):
+                e["params"] = {**entry.params, **config.env_params[entry.env]}
             entries.append(e)
     if not entries:
         raise ValueError(
@@ -315,7 +317,10 @@ def evolve(
 
         out_tasks: list[Task] = []
         for env in config.envs:
-            out_tasks += tasks(env, "train", n=config.demos, difficulty=config.difficulties)
+            params = config.env_params.get(env, {})
+            out_tasks += tasks(
+                env, "train", n=config.demos, difficulty=config.difficulties, **params
+            )
         check_no_leak(out_tasks, eval_tasks)
         return out_tasks
 
@@ -381,7 +386,7 @@ def evolve(
     # ---- iterations ---------------------------------------------------------------------------
     current = {arm: base["model"] for arm in ARMS}
     steps = {arm: base["optimizer_steps"] for arm in ARMS}
-    cells: list[Cell] = initial_cells(config.envs, config.difficulties)
+    cells: list[Cell] = initial_cells(config.envs, config.difficulties, config.env_params)
     for cell in cells:
         cell.share = 1.0
     arms = ARMS if config.control else ARMS[:1]

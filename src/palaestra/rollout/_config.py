@@ -24,10 +24,11 @@ class AgentSettings(BaseModel):
         "codeact-expert or random.",
     )
     max_new_tokens: int = Field(default=128, ge=1, description="Tokens per model reply.")
-    prompt: Literal["full", "compact"] = Field(
+    prompt: Literal["full", "compact", "act"] = Field(
         default="full",
-        description="System prompt: full (environment description and actions) or compact "
-        "(reply format only; for small models fine-tuned on a family).",
+        description="System prompt: full (environment description and actions), compact "
+        "(reply format only; for small models fine-tuned on a family) or act (compact, and "
+        "replies are the Action line alone, ReAct's Act-only baseline).",
     )
     search: dict[str, Any] = Field(
         default_factory=dict[str, Any],

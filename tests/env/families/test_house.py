@@ -334,3 +334,41 @@ def test_steps_are_fast() -> None:
             obs = env.step(rng.choice(env.available_actions()))
             n += 1
     assert n / (time.perf_counter() - t0) > 2000  # ~12k/s measured; generous for slow CI
+
+
+def test_contents_visible_shows_the_same_house_and_the_expert_walks_straight_there() -> None:
+    env = HouseEnv()
+    for seed in range(10):
+        plain = env.make_task(seed, "train", "easy")
+        seen = env.make_task(seed, "train", "easy", contents_visible=True)
+        assert seen.task_id != plain.task_id
+        dark = env.reset(plain).text
+        lit = env.reset(seen).text
+        room = dark.split("\n")[0]
+        assert lit.startswith(room) and len(lit) > len(dark)  # same receptacles, more seen
+        s = env.state
+        assert s is not None
+        for rec in s.layout.receptacles:
+            if s.contents[rec] and not s.layout.rkind[rec].openable:
+                assert f"the {rec}, you see" in lit
+        steps = _run_expert(env)
+        assert steps[-1].info["success"]
+        first = steps[0].text
+        assert any(t in first for t in s.layout.targets), first  # no exploring on easy
+    with pytest.raises(ValueError, match="contents_visible"):
+        env.make_task(0, "train", "easy", contents_visible="yes")
+
+
+def test_fair_expert_explores_in_listed_order_without_peeking() -> None:
+    env = HouseEnv()
+    env.reset(env.make_task(3, "train", "medium", task_type="pick"))
+    s = env.state
+    assert s is not None
+    target_rec = next(s.where[o] for o in s.layout.targets)
+    visited: list[str] = []
+    for obs in _run_expert(env):
+        if obs.text.startswith("You arrive at "):
+            visited.append(obs.text[len("You arrive at ") :].split(".")[0])
+    order = list(s.layout.receptacles)
+    until = visited.index(target_rec) + 1
+    assert visited[:until] == order[: order.index(target_rec) + 1]

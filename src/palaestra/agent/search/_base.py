@@ -50,8 +50,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from palaestra.agent._core import AgentLoop, EpisodeEnd, ModelCall
-from palaestra.agent._prompts import fit_history, template
-from palaestra.agent._react import ReactAgent, parse_react
+from palaestra.agent._prompts import fit_history
+from palaestra.agent._react import ReactAgent, format_error_feedback, parse_react
 from palaestra.env import Environment, Observation, Task
 from palaestra.model import ChatMessage, Completion, GenerationConfig
 from palaestra.trajectory import Step
@@ -334,7 +334,7 @@ class SearchAgent(ReactAgent):
             parsed = parse_react(reply.text)
             messages.append(ChatMessage(role="assistant", content=reply.text))
             if parsed.action is None:
-                feedback = template("format_error").format(reason=parsed.error)
+                feedback = format_error_feedback(self.prompt, parsed.error or "")
                 messages.append(ChatMessage(role="user", content=feedback))
                 continue
             obs = s.env.step(parsed.action)

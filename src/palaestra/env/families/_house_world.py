@@ -335,6 +335,7 @@ class Layout:
     role: Role | None  # clean/heat/cool tasks: the state change needed
     appliance: dict[str, str]  # role -> the receptacle that performs it (first instance)
     subgoals: tuple[str, ...]
+    contents_visible: bool = False  # the room view also says what open receptacles hold
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Layout:
         return self  # immutable: snapshots share it
@@ -360,10 +361,17 @@ class HouseState:
 
 
 def check_params(params: dict[str, JsonValue]) -> None:
-    """Reject unknown generator parameters (``task_type`` is the only one)."""
+    """Reject unknown generator parameters (``task_type``, ``contents_visible``)."""
     for name, value in params.items():
+        if name == "contents_visible":
+            if not isinstance(value, bool):
+                raise ValueError(f"param 'contents_visible' must be true or false, got {value!r}")
+            continue
         if name != "task_type":
-            raise ValueError(f"house-v1 does not accept the param {name!r}; accepted: 'task_type'")
+            raise ValueError(
+                f"house-v1 does not accept the param {name!r}; "
+                "accepted: 'task_type', 'contents_visible'"
+            )
         if value not in TASK_TYPES:
             raise ValueError(f"param 'task_type' must be one of {list(TASK_TYPES)}, got {value!r}")
 
@@ -373,7 +381,9 @@ def generate(
 ) -> HouseState:
     """Build the start state of one task; the same arguments give the same house."""
     check_params(params)
-    rng = random.Random(f"{env_id}:{split}:{difficulty}:{seed}:{sorted(params.items())}")
+    # Seeing more does not change the house: contents_visible stays out of the seed.
+    layout_params = {k: v for k, v in params.items() if k != "contents_visible"}
+    rng = random.Random(f"{env_id}:{split}:{difficulty}:{seed}:{sorted(layout_params.items())}")
     vocab = HELDOUT if split == "heldout" else TRAIN
     lv = LEVELS[difficulty]
     wanted = params.get("task_type")
@@ -529,6 +539,7 @@ def generate(
         role=role,
         appliance=appliance,
         subgoals=SUBGOALS[task_type],
+        contents_visible=bool(params.get("contents_visible", False)),
     )
     return HouseState(
         layout=layout,

@@ -22,8 +22,13 @@ Deviations from ALFWorld:
 
 Subgoals for ``progress()`` are per task type (``SUBGOALS``): found the
 target kind, took it, changed its state or brought it to the lamp, placed
-it; they count once reached. ``make_task`` accepts one param, ``task_type``
-(``pick``, ``clean``, ``heat``, ``cool``, ``examine`` or ``pick_two``).
+it; they count once reached. ``make_task`` accepts two params: ``task_type``
+(``pick``, ``clean``, ``heat``, ``cool``, ``examine`` or ``pick_two``) and
+``contents_visible`` (default false, as in ALFWorld): when true, the room view
+(the first observation and ``look`` from the middle of the room) also says what
+every open receptacle holds — the same house, fully observable except inside
+closed receptacles. It turns the search for the object into reading, which a
+small model trained from scratch can learn in minutes (see docs/evolve.md).
 """
 
 from __future__ import annotations
@@ -116,6 +121,8 @@ class HouseEnv(StateSnapshotMixin, Environment):
 
     def _reset(self, task: Task) -> str:
         self.state = generate(task.env_id, task.split, task.difficulty, task.seed, task.params)
+        if self.state.layout.contents_visible:
+            self.state.seen.update(r for r in self.state.layout.receptacles if self._is_open(r))
         return (
             f"{self._room()}\n\nYour task is to: {task.instruction}\n\nActions: {self.action_help}"
         )
@@ -130,7 +137,11 @@ class HouseEnv(StateSnapshotMixin, Environment):
 
     def _room(self) -> str:
         recs = list(self._s.layout.receptacles)
-        return f"You are in the middle of a room. Glancing around you, you see {_list(recs)}."
+        text = f"You are in the middle of a room. Glancing around you, you see {_list(recs)}."
+        if self._s.layout.contents_visible:
+            shown = [self._view(r) for r in recs if self._is_open(r) and self._s.contents[r]]
+            text += "".join(" " + v for v in shown)
+        return text
 
     def _is_open(self, rec: str) -> bool:
         s = self._s
