@@ -103,10 +103,17 @@ def test_env_params_reach_every_task_of_the_env(tmp_path: Path) -> None:
 
     params = {"house-v1": {"contents_visible": True}}
     cfg = _config(
-        envs=["house-v1"], eval_envs=["house-v1"], eval_suites=["recovery-v1"], env_params=params
+        envs=["house-v1"],
+        eval_envs=["house-v1"],
+        eval_suites=["recovery-v1"],
+        env_params=params,
+        eval_difficulties=["easy"],
+        eval_n=7,
     )
     _, eval_tasks = eval_suite_file(cfg, tmp_path)
-    assert eval_tasks and all(t.params.get("contents_visible") is True for t in eval_tasks)
+    assert len(eval_tasks) == 7
+    assert all(t.params.get("contents_visible") is True for t in eval_tasks)
+    assert {t.difficulty for t in eval_tasks} == {"easy"}
     assert all(c.params == params["house-v1"] for c in initial_cells(cfg.envs, ["easy"], params))
     with pytest.raises(ValueError, match=r"env_params\['house-v1'\].*contents_visible"):
         _config(envs=["house-v1"], env_params={"house-v1": {"contents_visible": "yes"}})

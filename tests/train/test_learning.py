@@ -3,9 +3,10 @@
 The default-tier test is the fast, smaller version: the ``tiny/micro`` model
 learns the ReAct format and the family's tool syntax from ToolQA expert
 episodes (well-formed actions rise from ~0 to a majority). The full version —
-held-in task success rising from ~0 to a majority — is in the ``slow`` tier:
-on 2 shared CPU cores it needs several minutes of training (episodes are
-~530 tokens, most of them the system prompt), over the 2-minute budget.
+held-in task success rising from ~0 to a majority, on house-v1 easy with its
+contents visible and the act prompt — is in the ``slow`` tier and is not met
+yet (xfail with the measured numbers): on 2 CPU cores 300 steps take ~16
+minutes, and the from-scratch model has not learnt to copy the target object.
 """
 
 from __future__ import annotations
@@ -101,26 +102,51 @@ def test_sft_learns_the_format_fast(tmp_path: Path, one_thread: None) -> None:
     assert _well_formed(after_eps) > 0.5, (losses, replies[:4])
 
 
+HOUSE = "house-v1"
+HOUSE_PARAMS = {"contents_visible": True}
+
+
+def _house_episodes(agent: Any, model: Any, suite: list[Any]) -> list[Episode]:
+    engine = RolloutEngine(agent, lambda: make(HOUSE), model, concurrency=32)
+    return engine.run(suite)
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="measured 2026-11-25: tiny, 300 toolqa-v1 demos, 150 steps (lr 2e-3, batch 16): loss "
-    "6.1 -> 0.59, held-in success 0% (trained and fresh seeds): the from-scratch model "
-    "miscopies the multi-token entity names. See docs/evolve.md.",
+    reason="measured 2026-11-25 (2-core CPU, ~16 min): tiny, 1000 house-v1 easy demos with "
+    "contents_visible and the act prompt, 300 steps (lr 1e-3, batch 16): loss 6.27 -> 0.23, "
+    "held-in success 0% on fresh seeds. Teacher-forced on expert episodes the model gets "
+    "every receptacle right and every object word wrong: it has not learnt to copy the "
+    "target object (it writes frequent object words). See docs/evolve.md.",
     strict=False,
 )
 def test_sft_learns_the_family(tmp_path: Path, one_thread: None) -> None:
+    from palaestra.agent import ExpertAgent
+
+    n_train, n_eval = 1000, 40
+    demos = _house_episodes(
+        ExpertAgent(prompt="act", max_steps=20),
+        None,
+        tasks(HOUSE, "train", n=n_train, difficulty="easy", **HOUSE_PARAMS),
+    )
+    data = to_dataset([ep for ep in demos if ep.outcome == "success"])
+    assert len(data) == n_train
+    fresh = tasks(HOUSE, "train", n=n_train + n_eval, difficulty="easy", **HOUSE_PARAMS)[n_train:]
     cfg = SFTRunConfig(
         method="full",
         learning_rate=1e-3,
         max_steps=300,
         batch_size=16,
-        max_length=640,
+        max_length=1024,
+        warmup_ratio=0.05,
         progress=False,
         logging_steps=10,
     )
-    before_eps, after_eps, meta, changed = _run(tmp_path, "tiny", 400, 32, cfg)
+    base = resolve_model_path("tiny")
+    before = _house_episodes(ReactAgent(max_steps=10, prompt="act"), get_model(f"hf/{base}"), fresh)
+    meta = train_sft("tiny", data, cfg, tmp_path / "sft")
+    after = _house_episodes(ReactAgent(max_steps=10, prompt="act"), get_model(meta.load_id), fresh)
     losses = [h["loss"] for h in meta.log_history if "loss" in h]
     assert losses[-1] < 0.5 * losses[0]
-    assert changed
-    assert _success(before_eps) < 0.1
-    assert _success(after_eps) > 0.5
+    assert _success(before) < 0.1
+    assert _success(after) > 0.5

@@ -141,6 +141,18 @@ class EvolveConfig(BaseModel):
         description="Only these environments of the suites (default: all of them). Use the "
         "training envs plus held-out ones; a suite entry outside the list is skipped.",
     )
+    eval_difficulties: list[Difficulty] | None = Field(
+        default=None,
+        min_length=1,
+        description="Generate every suite entry's tasks at these difficulties (cycled over its "
+        "seeds), e.g. [easy] for a model trained on easy; default: as the suites say.",
+    )
+    eval_n: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tasks per suite entry (seeds 0..n-1), instead of the suites' own; more "
+        "tasks give narrower confidence intervals.",
+    )
     eval_epochs: int = Field(default=1, ge=1, description="Episodes per eval task.")
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     seed: int = Field(default=0, ge=0, description="Seed of sampling, data order and training.")

@@ -152,6 +152,13 @@ def eval_suite_file(config: EvolveConfig, out: Path) -> tuple[Path, list[Task]]:
             e["group"] = entry.resolved_group
             if config.env_params.get(entry.env):
                 e["params"] = {**entry.params, **config.env_params[entry.env]}
+            if config.eval_difficulties is not None:
+                levels = config.eval_difficulties
+                e["difficulty"] = levels[0] if len(levels) == 1 else list(levels)
+            if config.eval_n is not None:
+                e.pop("seeds", None)
+                e.pop("start", None)
+                e["n"] = config.eval_n
             entries.append(e)
     if not entries:
         raise ValueError(
