@@ -127,6 +127,15 @@ def test_refine_with_expert_teacher_masks_errors(stores: dict[str, Path]) -> Non
         assert all(m["train"] for m in turns[len(errors) :])
         assert "score 1.00" in row["messages"][-1]["content"]  # the oracle finished the task
         assert row["n_errors"] == 2 and row["error_types"] == ["invalid_action"] * 2
+    # the ablation: the same samples, the corrected turn kept in context without loss
+    ds2, card2 = build_refine(
+        [stores["bad"]], types=["invalid_action"], max_errors=2, correction=False
+    )
+    assert card2.parameters["correction"] is False and len(ds2) == 2
+    for row, row2 in zip(ds, ds2, strict=True):
+        turns, turns2 = _assistant(row), _assistant(row2)
+        assert [m["content"] for m in turns] == [m["content"] for m in turns2]
+        assert turns2[2]["train"] is False and all(m["train"] for m in turns2[3:])
 
 
 def test_refine_skips_types_not_asked_and_clean_episodes(stores: dict[str, Path]) -> None:

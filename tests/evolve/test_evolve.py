@@ -117,3 +117,9 @@ def test_env_params_reach_every_task_of_the_env(tmp_path: Path) -> None:
     assert all(c.params == params["house-v1"] for c in initial_cells(cfg.envs, ["easy"], params))
     with pytest.raises(ValueError, match=r"env_params\['house-v1'\].*contents_visible"):
         _config(envs=["house-v1"], env_params={"house-v1": {"contents_visible": "yes"}})
+
+
+def test_no_successful_demonstrations_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = _config(envs=["house-v1"], eval_envs=["house-v1"], demos=2, max_steps=1)
+    with pytest.raises(ValueError, match=r"expert solved none.*raise max_steps"):
+        evolve(cfg, tmp_path / "run", progress=False)

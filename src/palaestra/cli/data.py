@@ -98,6 +98,11 @@ def refine_cmd(
     continuation: str = typer.Option(
         "expert", help="Who finishes after the correction: expert or teacher."
     ),
+    correction: bool = typer.Option(
+        True,
+        help="--no-correction: keep the corrected turn without loss (ablation: errors in "
+        "context, no correction).",
+    ),
     synthetic: bool = typer.Option(
         False, help="Inject errors into successful trajectories instead (no model needed)."
     ),
@@ -132,6 +137,7 @@ def refine_cmd(
                 types=kinds,
                 max_errors=max_errors,
                 continuation=continuation,  # type: ignore[arg-type]
+                correction=correction,
                 tokenizer=tok,
             )
     except (StoreError, ValueError, OSError, ImportError) as e:

@@ -159,12 +159,17 @@ def _finish(
     kinds: set[ErrorType],
     continuation: Literal["expert", "teacher"],
     max_steps: int,
+    correction: bool = True,
 ) -> str:
-    """Append the correction and the continuation; returns "" on success or why it failed."""
+    """Append the correction and the continuation; returns "" on success or why it failed.
+
+    ``correction=False`` keeps the corrected turn in the context without loss (the
+    ablation "wrong turns in context, no correction"); the continuation keeps its loss.
+    """
     text = teacher.correct(env, messages, kinds)
     for turn in range(max_steps):
         parsed = parse_react(text)
-        messages.append(msg("assistant", text, True))
+        messages.append(msg("assistant", text, correction or turn > 0))
         if parsed.action is None:
             return "bad_correction" if turn == 0 else "bad_continuation"
         obs = env.step(parsed.action)
@@ -199,6 +204,7 @@ def refine_episode(
     continuation: Literal["expert", "teacher"] = "expert",
     perturbations: Sequence[Any] = (),
     max_steps: int = 50,
+    correction: bool = True,
 ) -> _Result:
     """One refinement sample from a stored episode (see the module docstring)."""
     if ep.outcome == "error" or len(ep.messages) < 2 or not ep.steps:
@@ -241,7 +247,7 @@ def refine_episode(
         messages.append(msg("assistant", step.raw_output, bool(ok and not kinds)))
         messages.append(msg("user", step.observation))
         used += sorted(kinds)
-    why = _finish(env, messages, teacher, found[cut][1], continuation, max_steps)
+    why = _finish(env, messages, teacher, found[cut][1], continuation, max_steps, correction)
     if why:
         return _Result(None, why, used)
     return _Result(messages, "ok", used, n_errors=sum(1 for i in errors if i <= cut))
@@ -275,9 +281,14 @@ def build_refine(
     max_errors: int = 1,
     continuation: Literal["expert", "teacher"] = "expert",
     max_steps: int = 50,
+    correction: bool = True,
     tokenizer: Encoder | None = None,
 ) -> tuple[Dataset, DatasetCard]:
-    """Refinement data from the runs' episodes that contain an error (see the module docstring)."""
+    """Refinement data from the runs' episodes that contain an error (see the module docstring).
+
+    ``correction=False`` is the ablation "wrong turns in context but no correction": the
+    corrected turn stays in the sample without loss; the rest of the recovery keeps it.
+    """
     if max_errors < 1:
         raise ValueError("max_errors must be at least 1")
     bad = [t for t in types if t not in ERROR_TYPES]
@@ -301,6 +312,7 @@ def build_refine(
                 continuation=continuation,
                 perturbations=src.perturbations,
                 max_steps=max_steps,
+                correction=correction,
             )
             counts[res.reason] = counts.get(res.reason, 0) + 1
             if res.messages is None:
@@ -322,6 +334,7 @@ def build_refine(
         "types": list(types),
         "max_errors": max_errors,
         "continuation": continuation,
+        "correction": correction,
         "max_steps": max_steps,
     }
     return to_dataset(rows), _card("refine", srcs, params, counts, rows, tokenizer)

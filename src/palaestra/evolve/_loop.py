@@ -362,6 +362,11 @@ def evolve(
 
     def base_data(f: Path) -> dict[str, Any]:
         ds, card = build_sft([demos["run"]])
+        if not len(ds):
+            raise ValueError(
+                f"the expert solved none of the demonstration tasks ({demos['outcomes']}) "
+                f"within max_steps={config.max_steps}; raise max_steps in the config"
+            )
         save(ds, card, f / "data")
         return {"data": str(f / "data"), "rows": len(ds)}
 
