@@ -42,7 +42,7 @@ PromptStyle = Literal["full", "compact", "act"]
 PROMPT_STYLES: tuple[PromptStyle, ...] = ("full", "compact", "act")
 
 
-def format_error_feedback(prompt: PromptStyle, reason: str) -> str:
+def format_error_feedback(prompt: str, reason: str) -> str:
     """What a model hears after a reply without a parsable action, in its prompt style."""
     return template("format_error_act" if prompt == "act" else "format_error").format(reason=reason)
 

@@ -324,7 +324,7 @@ def evolve(
 
         out_tasks: list[Task] = []
         for env in config.envs:
-            params = config.env_params.get(env, {})
+            params: dict[str, Any] = dict(config.env_params.get(env, {}))
             out_tasks += tasks(
                 env, "train", n=config.demos, difficulty=config.difficulties, **params
             )
