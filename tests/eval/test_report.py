@@ -41,7 +41,7 @@ def build_run(root: Path, agent: str, *, with_error: bool = False) -> Path:
         )
         for env, split, group in SLICES:
             engine = RolloutEngine(
-                get_agent(agent, max_steps=12), lambda env=env: make(env), run_id=agent
+                get_agent(agent, max_steps=40), lambda env=env: make(env), run_id=agent
             )
             for ep in engine.run(tasks(env, split, 4), attempts=2):
                 meta = {**ep.metadata, "suite": SUITE, "suite_group": group, "perturbations": []}

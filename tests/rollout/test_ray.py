@@ -33,7 +33,7 @@ def ray_cluster() -> Iterator[Any]:
 
 
 def _config(**kw: Any) -> RolloutConfig:
-    base: dict[str, Any] = {"env": "house-v1", "n": 6, "concurrency": 2, "max_steps": 12}
+    base: dict[str, Any] = {"env": "house-v1", "n": 6, "concurrency": 2, "max_steps": 40}
     return RolloutConfig(**(base | kw))
 
 
