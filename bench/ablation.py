@@ -38,11 +38,12 @@ from typing import Any
 from rich.console import Console
 
 from palaestra.env import tasks
-from palaestra.eval import EvalConfig, compare, evaluate, wilson
+from palaestra.eval import compare, evaluate, wilson
 from palaestra.evolve import evolve, load_evolve_config
 from palaestra.evolve._curriculum import SEED_STRIDE, check_no_leak
 from palaestra.evolve._loop import (
     _episodes,
+    _eval_config,
     _mix,
     _run_tasks,
     _Stages,
@@ -114,14 +115,11 @@ def main() -> None:
     )
 
     def explore_stage(f: Path) -> dict[str, Any]:
-        cfg = EvalConfig(
+        cfg = _eval_config(
+            config,
             suite=str(suite),
             agent="search:best-first",
             model=base_model,
-            prompt=config.prompt,
-            max_steps=config.max_steps,
-            max_new_tokens=config.max_new_tokens,
-            concurrency=config.concurrency,
             temperature=config.temperature,
             search={"max_nodes": args.max_nodes, "value": "progress"},
         )

@@ -166,6 +166,7 @@ def _finish(
     ``correction=False`` keeps the corrected turn in the context without loss (the
     ablation "wrong turns in context, no correction"); the continuation keeps its loss.
     """
+    act = act_style(messages)
     text = teacher.correct(env, messages, kinds)
     for turn in range(max_steps):
         parsed = parse_react(text)
@@ -183,7 +184,7 @@ def _finish(
         if continuation == "teacher":
             text = teacher.correct(env, messages, ())
         else:
-            text = correction_text(env.expert(), act=act_style(messages))
+            text = correction_text(env.expert(), act=act)
     return "not_solved"
 
 

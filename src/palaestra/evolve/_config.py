@@ -8,11 +8,12 @@ refused (the stages already done were made with the old ones).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from palaestra._config import load_config as load_config_file
+from palaestra.agent._react import PromptStyle
 from palaestra.env import DIFFICULTIES, Difficulty
 from palaestra.train import DPORunConfig, SFTRunConfig
 
@@ -95,7 +96,7 @@ class EvolveConfig(BaseModel):
         "demonstrations, curriculum and evaluation suites alike — e.g. "
         "{house-v1: {contents_visible: true}}.",
     )
-    prompt: Literal["full", "compact", "act"] = Field(
+    prompt: PromptStyle = Field(
         default="full", description="System prompt style of the ReAct agent (see rollout)."
     )
     max_steps: int = Field(default=12, ge=1, description="Agent turns per episode.")

@@ -12,6 +12,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from palaestra._config import load_config as load_config_file
+from palaestra.agent._react import PromptStyle
 from palaestra.env import Difficulty, Perturbation, Split
 
 
@@ -24,7 +25,7 @@ class AgentSettings(BaseModel):
         "codeact-expert or random.",
     )
     max_new_tokens: int = Field(default=128, ge=1, description="Tokens per model reply.")
-    prompt: Literal["full", "compact", "act"] = Field(
+    prompt: PromptStyle = Field(
         default="full",
         description="System prompt: full (environment description and actions), compact "
         "(reply format only; for small models fine-tuned on a family) or act (compact, and "
