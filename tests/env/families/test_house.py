@@ -18,7 +18,14 @@ from palaestra.env import (
     make,
     tasks,
 )
-from palaestra.env.families._house_world import HELDOUT, TASK_TYPES, TRAIN, TaskType, Vocab
+from palaestra.env.families._house_world import (
+    HELDOUT,
+    TASK_TYPES,
+    TRAIN,
+    TaskType,
+    Vocab,
+    object_kinds,
+)
 from palaestra.env.families.house import HouseEnv
 
 ID = "house-v1"
@@ -357,6 +364,54 @@ def test_contents_visible_shows_the_same_house_and_the_expert_walks_straight_the
         assert any(t in first for t in s.layout.targets), first  # no exploring on easy
     with pytest.raises(ValueError, match="contents_visible"):
         env.make_task(0, "train", "easy", contents_visible="yes")
+
+
+def test_target_hint_says_where_the_target_is_in_the_same_house() -> None:
+    env = HouseEnv()
+    for seed in range(10):
+        plain = env.make_task(seed, "train", "medium")
+        hinted = env.make_task(seed, "train", "medium", target_hint=True)
+        text = env.reset(hinted).text
+        s = env.state
+        assert s is not None
+        where = {o: s.where[o] for o in s.layout.targets}
+        assert env.reset(plain).text.split("\n")[0] in text  # the same house, one line longer
+        for o, r in where.items():
+            assert f"The {o} is {s.layout.rkind[r or ''].prep} the {r}." in text
+        env.reset(hinted)
+        steps = _run_expert(env)
+        assert steps[-1].info["success"]
+        # The expert was told: it goes to a target's receptacle first, exploring nothing.
+        assert any(steps[0].text.startswith(f"You arrive at {r}.") for r in where.values())
+    with pytest.raises(ValueError, match="target_hint"):
+        env.make_task(0, "train", "easy", target_hint=1)
+
+
+def test_objects_param_draws_the_first_n_kinds_and_keeps_every_task_type() -> None:
+    env = HouseEnv()
+    with pytest.raises(ValueError, match="'objects' must be between 5 and 48"):
+        env.make_task(0, "train", "easy", objects=4)
+    with pytest.raises(ValueError, match="'objects' must be an integer"):
+        env.make_task(0, "train", "easy", objects=True)
+    for n in (5, 12):
+        for split in ("train", "heldout"):
+            allowed = {k.name for k in object_kinds(HELDOUT if split == "heldout" else TRAIN, n)}
+            assert len(allowed) == n
+            for seed in range(12):
+                for task_type in TASK_TYPES:
+                    task = env.make_task(seed, split, "hard", task_type=task_type, objects=n)
+                    env.reset(task)
+                    s = env.state
+                    assert s is not None
+                    kinds = {s.layout.okind[o].name for o in s.layout.okind}
+                    assert kinds - set(TRAIN.lamps) - set(HELDOUT.lamps) <= allowed
+                    assert _run_expert(env)[-1].info["success"]
+    # Deterministic, and tasks without the param keep their houses (golden ids unchanged).
+    a, b = (
+        env.make_task(7, "train", "easy", objects=12),
+        env.make_task(7, "train", "easy", objects=12),
+    )
+    assert env.reset(a).text == env.reset(b).text
 
 
 def test_fair_expert_explores_in_listed_order_without_peeking() -> None:

@@ -336,6 +336,7 @@ class Layout:
     appliance: dict[str, str]  # role -> the receptacle that performs it (first instance)
     subgoals: tuple[str, ...]
     contents_visible: bool = False  # the room view also says what open receptacles hold
+    target_hint: bool = False  # the first observation says where the targets are
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Layout:
         return self  # immutable: snapshots share it
@@ -358,22 +359,62 @@ class HouseState:
     flags: set[str] = field(default_factory=set[str])
     solved: bool = False
     seen: set[str] = field(default_factory=set[str])  # receptacles whose contents were shown
+    told: dict[str, str] = field(default_factory=dict[str, str])  # target -> where the hint put it
+
+
+#: Generator params that only change what the agent is shown, never the house itself:
+#: they stay out of the layout seed, so the same task seed gives the same house with or without.
+VIEW_PARAMS = ("contents_visible", "target_hint")
+PARAMS = ("task_type", "objects", *VIEW_PARAMS)
+MIN_OBJECTS = 5  # one kind per category, so every task type has a candidate target
 
 
 def check_params(params: dict[str, JsonValue]) -> None:
-    """Reject unknown generator parameters (``task_type``, ``contents_visible``)."""
+    """Reject unknown or ill-typed generator parameters (see ``PARAMS``)."""
     for name, value in params.items():
-        if name == "contents_visible":
+        if name in VIEW_PARAMS:
             if not isinstance(value, bool):
-                raise ValueError(f"param 'contents_visible' must be true or false, got {value!r}")
-            continue
-        if name != "task_type":
+                raise ValueError(f"param {name!r} must be true or false, got {value!r}")
+        elif name == "objects":
+            n = len([k for k in TRAIN.objects.values() if not k.lamp])
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"param 'objects' must be an integer, got {value!r}")
+            if not MIN_OBJECTS <= value <= n:
+                raise ValueError(
+                    f"param 'objects' must be between {MIN_OBJECTS} and {n} "
+                    f"(the object kinds of the vocabulary), got {value}"
+                )
+        elif name == "task_type":
+            if value not in TASK_TYPES:
+                raise ValueError(
+                    f"param 'task_type' must be one of {list(TASK_TYPES)}, got {value!r}"
+                )
+        else:
             raise ValueError(
-                f"house-v1 does not accept the param {name!r}; "
-                "accepted: 'task_type', 'contents_visible'"
+                f"house-v1 does not accept the param {name!r}; accepted: {list(PARAMS)}"
             )
-        if value not in TASK_TYPES:
-            raise ValueError(f"param 'task_type' must be one of {list(TASK_TYPES)}, got {value!r}")
+
+
+def object_kinds(vocab: Vocab, n: int | None = None) -> list[ObjKind]:
+    """The first ``n`` object kinds (lamps excluded), taken round-robin over the categories.
+
+    Round-robin keeps every prefix varied: with ``n >= MIN_OBJECTS`` every category, hence
+    every task type, has a kind. The order is fixed by the vocabulary listing (deterministic).
+    ``n=None``: every kind in listing order (the houses of tasks without the param).
+    """
+    if n is None:
+        return [k for k in vocab.objects.values() if not k.lamp]
+    by_cat: dict[str, list[ObjKind]] = {}
+    for k in vocab.objects.values():
+        if not k.lamp:
+            by_cat.setdefault(k.category, []).append(k)
+    order: list[ObjKind] = []
+    queues = list(by_cat.values())
+    while any(queues):
+        for q in queues:
+            if q:
+                order.append(q.pop(0))
+    return order[:n]
 
 
 def generate(
@@ -381,8 +422,8 @@ def generate(
 ) -> HouseState:
     """Build the start state of one task; the same arguments give the same house."""
     check_params(params)
-    # Seeing more does not change the house: contents_visible stays out of the seed.
-    layout_params = {k: v for k, v in params.items() if k != "contents_visible"}
+    # Seeing more does not change the house: view params stay out of the seed.
+    layout_params = {k: v for k, v in params.items() if k not in VIEW_PARAMS}
     rng = random.Random(f"{env_id}:{split}:{difficulty}:{seed}:{sorted(layout_params.items())}")
     vocab = HELDOUT if split == "heldout" else TRAIN
     lv = LEVELS[difficulty]
@@ -391,7 +432,9 @@ def generate(
     task_type: TaskType = chosen[0] if chosen else rng.choice(lv.task_types)
     role = ROLE_OF.get(task_type)
     rkinds = vocab.receptacles
-    objs = [k for k in vocab.objects.values() if not k.lamp]
+    n_objects = params.get("objects")
+    objs = object_kinds(vocab, n_objects if isinstance(n_objects, int) else None)
+    allowed = {k.name for k in objs}
 
     if role is not None:
         tkind = rng.choice([k for k in objs if k.affords(role)])
@@ -494,9 +537,9 @@ def generate(
         starts += rng.sample(recs, min(len(recs), n_targets - len(starts)))
     for rec in starts:
         place(tkind, rec)
-    similar = [vocab.objects[s] for s in tkind.similar]
+    similar = [vocab.objects[s] for s in tkind.similar if s in allowed]
     visible = [r for r in receptacles if not rkind[r].openable]
-    for i in range(rng.randint(*lv.n_similar)):
+    for i in range(rng.randint(*lv.n_similar) if similar else 0):
         kind = similar[i % len(similar)]
         # On hard, one look-alike sits in plain sight to lure a careless agent.
         spots = room(kind, visible if i == 0 and difficulty == "hard" else list(receptacles))
@@ -540,6 +583,7 @@ def generate(
         appliance=appliance,
         subgoals=SUBGOALS[task_type],
         contents_visible=bool(params.get("contents_visible", False)),
+        target_hint=bool(params.get("target_hint", False)),
     )
     return HouseState(
         layout=layout,

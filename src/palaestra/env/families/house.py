@@ -22,13 +22,20 @@ Deviations from ALFWorld:
 
 Subgoals for ``progress()`` are per task type (``SUBGOALS``): found the
 target kind, took it, changed its state or brought it to the lamp, placed
-it; they count once reached. ``make_task`` accepts two params: ``task_type``
-(``pick``, ``clean``, ``heat``, ``cool``, ``examine`` or ``pick_two``) and
-``contents_visible`` (default false, as in ALFWorld): when true, the room view
-(the first observation and ``look`` from the middle of the room) also says what
-every open receptacle holds — the same house, fully observable except inside
-closed receptacles. It turns the search for the object into reading, which a
-small model trained from scratch can learn in minutes (see docs/evolve.md).
+it; they count once reached. ``make_task`` accepts these params (capacity knobs for
+small models, see docs/environments.md; the defaults are ALFWorld's setting):
+
+- ``task_type``: ``pick``, ``clean``, ``heat``, ``cool``, ``examine`` or ``pick_two``;
+- ``contents_visible`` (default false): the room view (the first observation and
+  ``look`` from the middle of the room) also says what every open receptacle holds —
+  the same house, fully observable except inside closed receptacles;
+- ``target_hint`` (default false): the first observation also says where each target
+  starts ("The candle 1 is on the shelf 1."), as in the pre-project experiment that a
+  3M-parameter model learnt to 100%; the same house;
+- ``objects`` (5..48, default all): only the first N object kinds of the vocabulary
+  (round-robin over its categories, so every task type keeps a target) appear, as
+  targets, look-alikes and fillers — a smaller world for a model that cannot yet copy
+  among 48 words. A different house from the same seed without it.
 """
 
 from __future__ import annotations
@@ -121,11 +128,16 @@ class HouseEnv(StateSnapshotMixin, Environment):
 
     def _reset(self, task: Task) -> str:
         self.state = generate(task.env_id, task.split, task.difficulty, task.seed, task.params)
-        if self.state.layout.contents_visible:
-            self.state.seen.update(r for r in self.state.layout.receptacles if self._is_open(r))
-        return (
-            f"{self._room()}\n\nYour task is to: {task.instruction}\n\nActions: {self.action_help}"
-        )
+        s = self.state
+        if s.layout.contents_visible:
+            s.seen.update(r for r in s.layout.receptacles if self._is_open(r))
+        room = self._room()
+        if s.layout.target_hint:
+            s.told = {o: r for o, r in s.where.items() if o in s.layout.targets and r is not None}
+            room += "".join(
+                f" The {o} is {s.layout.rkind[r].prep} the {r}." for o, r in s.told.items()
+            )
+        return f"{room}\n\nYour task is to: {task.instruction}\n\nActions: {self.action_help}"
 
     @property
     def _s(self) -> HouseState:
@@ -544,8 +556,10 @@ class HouseEnv(StateSnapshotMixin, Environment):
         return self._deliver(s, held, dest)
 
     def _known(self, s: HouseState) -> dict[str, str]:
-        """Objects the agent has been shown, and where they are."""
-        return {o: r for o, r in s.where.items() if r is not None and r in s.seen}
+        """Objects the agent has been shown or told of (``target_hint``), and where they are."""
+        known = {o: r for o, r in s.where.items() if r is not None and r in s.seen}
+        known.update({o: r for o, r in s.told.items() if s.where[o] == r})
+        return known
 
     def _explore(self, s: HouseState) -> str:
         """Look into the next receptacle not yet seen, in the order the room lists them."""
