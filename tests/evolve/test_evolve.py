@@ -68,6 +68,9 @@ def test_evolve_runs_both_arms_resumes_and_reports(tmp_path: Path) -> None:
     assert (out / "report/detail/report.html").is_file()
     summary = json.loads((out / "report/summary.json").read_text())
     assert [m["label"] for m in summary["models"]] == ["base", "iter1-improve", "iter1-control"]
+    # no held-in group was evaluated: the report says the base could not be checked
+    assert summary["base_check"]["too_weak"] and "heldin-v1" in summary["base_check"]["why"]
+    assert "Base check: too weak" in report
 
     # a half-written stage (no stage.json) is rebuilt; the rest is kept
     (out / "iter-1/control/train/stage.json").unlink()
@@ -79,6 +82,18 @@ def test_evolve_runs_both_arms_resumes_and_reports(tmp_path: Path) -> None:
     # a changed setting is refused, naming it
     with pytest.raises(ValueError, match="demos: 6 -> 7"):
         evolve(cfg.model_copy(update={"demos": 7}), out, progress=False)
+
+
+def test_base_check_says_when_the_base_is_too_weak_and_what_to_change() -> None:
+    from palaestra.evolve._report import base_check
+
+    assert base_check(0.5, 0.2) is None
+    assert base_check(0.2, 0.2) is None
+    why = base_check(0.05, 0.2)
+    assert why is not None and "5%" in why and "base_floor=20%" in why
+    assert "base_sft.max_steps" in why and "--pretrain" in why and "env_params" in why
+    with pytest.raises(ValueError, match="base_floor"):
+        _config(base_floor=1.5)
 
 
 def test_config_errors_name_the_field(tmp_path: Path) -> None:

@@ -127,6 +127,13 @@ class EvolveConfig(BaseModel):
     dpo: DPORunConfig | None = Field(
         default=None, description="Optional DPO after each iteration's SFT (improving arm only)."
     )
+    base_floor: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Held-in success the base SFT model needs before improvement data can "
+        "matter; below it evolve says so (console and report) with what to change.",
+    )
     control: bool = Field(
         default=True,
         description="Also train a control arm on expert data only, with the same steps and "

@@ -255,6 +255,14 @@ def _episodes(run_dir: str | Path) -> list[Any]:
         return list(store.episodes())
 
 
+def _heldin_success(run_dir: str | Path) -> float | None:
+    """Success of the held-in group of an evaluation run, as the report computes it."""
+    from palaestra.eval._metrics import compute_metrics
+
+    group = compute_metrics(_episodes(run_dir), n_boot=0).by_group.get("heldin")
+    return group.success.value if group is not None else None
+
+
 def _mix(parts: list[tuple[str, Any]], seed: int) -> tuple[Any, dict[str, int]]:
     from datasets import concatenate_datasets
 
@@ -308,7 +316,7 @@ def evolve(
 ) -> EvolveResult:
     """Run (or resume) the loop of ``config`` into ``out_dir``; write the report at the end."""
     from palaestra.data import build_pairs, build_refine, build_refine_synthetic, build_sft, save
-    from palaestra.evolve._report import write_evolve_report
+    from palaestra.evolve._report import base_check, write_evolve_report
 
     console = console or Console()
     out = Path(out_dir)
@@ -394,6 +402,12 @@ def evolve(
             optimizer_steps=base["optimizer_steps"],
         )
     )
+    if config.iterations:
+        # Said before iterating, so a user can stop and fix the base instead of waiting
+        # for a 0%-vs-0% comparison; the report repeats it.
+        weak = base_check(_heldin_success(ev["run"]), config.base_floor)
+        if weak is not None:
+            console.print(f"[bold yellow]base check:[/] {weak}")
 
     # ---- iterations ---------------------------------------------------------------------------
     current = {arm: base["model"] for arm in ARMS}

@@ -115,6 +115,9 @@ def write_evolve_report(
             }
         )
     groups = _order(all_groups)
+    base_row = next((r for r in rows if r["arm"] == "base"), None)
+    base_heldin = base_row["groups"].get("heldin", {}).get("value") if base_row else None
+    weak = base_check(base_heldin, config.base_floor) if base_row is not None else None
 
     # the headline: last iteration, improving arm vs control, paired per group
     last = max((m.iteration for m in models), default=0)
@@ -163,7 +166,23 @@ def write_evolve_report(
         + ". The control arm trains on expert demonstrations of the same tasks for the same "
         "optimizer steps. Success on fixed evaluation tasks never trained on (Wilson 95% CIs)."
     )
-    secs = [
+    secs: list[Section] = []
+    if weak is not None:
+        secs.append(
+            Section(
+                key="base_check",
+                title="Base check: too weak",
+                intro=weak,
+                headers=["base held-in success", "base_floor"],
+                rows=[
+                    [
+                        "-" if base_heldin is None else f"{base_heldin:.0%}",
+                        f"{config.base_floor:.0%}",
+                    ]
+                ],
+            )
+        )
+    secs += [
         Section(
             key="models",
             title="Success per group",
@@ -211,6 +230,12 @@ def write_evolve_report(
     html_path = folder / "evolve.html"
     html_path.write_text("\n".join(page), encoding="utf-8")
     summary = {
+        "base_check": {
+            "heldin": base_heldin,
+            "floor": config.base_floor,
+            "too_weak": weak is not None,
+            "why": weak,
+        },
         "models": [{k: v for k, v in r.items() if k != "_metrics"} for r in rows],
         "comparison": comparisons,
     }
@@ -231,8 +256,34 @@ def write_evolve_report(
             f"  {c['group']}: improve {c['improve']:.0%} vs control {c['control']:.0%} "
             f"(delta {c['delta']:+.0%}, p={c['p_value']:.3g}, {c['tasks']} tasks)"
         )
+    if weak is not None:
+        console.print(f"[bold yellow]base check:[/] {weak}")
     console.print(f"report: {html_path}")
     return html_path, md_path
+
+
+def base_check(heldin: float | None, floor: float) -> str | None:
+    """Why the base is too weak for an evolve iteration to show anything; None when it is not.
+
+    Improvement data (refinement, corrections) teaches an agent that can already do the
+    task to recover; the expert's correction after a mistake needs the skill a weak base
+    lacks, so below ``floor`` both arms stay where the base is (measured: docs/evolve.md).
+    """
+    if heldin is None:
+        return (
+            "the base was not evaluated on a held-in group, so whether it is strong enough for "
+            "improvement data to matter is unknown; add heldin-v1 to eval_suites"
+        )
+    if heldin >= floor:
+        return None
+    return (
+        f"the base SFT model solves {heldin:.0%} of held-in tasks, below base_floor={floor:.0%}: "
+        "improvement data cannot help a policy that cannot yet do the task (the expert's "
+        "corrections need the same skill), so expect improve = control = base within noise. "
+        "Change: more base SFT (base_sft.max_steps, demos), a stronger base model (a pretrained "
+        "one, e.g. `palaestra model build-tiny --pretrain`), or an easier cell (difficulties, "
+        "env_params such as house-v1's objects / target_hint)"
+    )
 
 
 def _group(ep: Any) -> str:
