@@ -43,6 +43,7 @@ def test_envs_show_describes_example_task() -> None:
         (["envs", "show", "toy-v1", "--split", "dev"], "--split must be one of"),
         (["envs", "play", "toy-v1", "--difficulty", "x"], "--difficulty must be one of"),
         (["demo", "nope-v1"], "no environment 'nope-v1'"),
+        (["model", "build-tiny", "--pretrain"], "--pretrain needs --out DIR"),
     ],
 )
 def test_bad_input_gets_a_clear_error(args: list[str], needle: str) -> None:

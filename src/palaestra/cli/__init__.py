@@ -9,6 +9,7 @@ from palaestra.cli.demo import demo
 from palaestra.cli.envs import app as envs_app
 from palaestra.cli.eval import eval_cmd
 from palaestra.cli.evolve import evolve_cmd
+from palaestra.cli.model import model_app
 from palaestra.cli.orm import orm_app
 from palaestra.cli.report import report_cmd
 from palaestra.cli.rollout import rollout_cmd
@@ -29,6 +30,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(orm_app, name="orm")
+app.add_typer(model_app, name="model")
 app.command("merge")(merge_cmd)
 app.command("demo")(demo)
 app.command("rollout")(rollout_cmd)
