@@ -6,6 +6,8 @@
   rollout engine into a resumable run directory (``Run.kind == "eval"``).
 - Metrics (``_metrics.py``, ``_stats.py``, ``_compare.py``): success, progress,
   pass@k / pass^k, error and limit counts, CIs, paired comparisons.
+- ``teacher_forced_accuracy`` (``_teacher.py``): does a model reproduce the expert's
+  next reply given the true history (a probe of a policy without sampling).
 - Reports (``_report.py``): one self-contained HTML file + Markdown + JSON.
 """
 
@@ -32,6 +34,7 @@ from palaestra.eval._suites import (
     load_suite,
     suite_tasks,
 )
+from palaestra.eval._teacher import TeacherForced, teacher_forced_accuracy
 
 __all__ = [
     "Comparison",
@@ -45,6 +48,7 @@ __all__ = [
     "SuiteEntry",
     "SuiteEnv",
     "SuiteTask",
+    "TeacherForced",
     "build_report",
     "compare",
     "compare_runs",
@@ -58,6 +62,7 @@ __all__ = [
     "pass_hat_k",
     "run_metrics",
     "suite_tasks",
+    "teacher_forced_accuracy",
     "wilson",
     "write_report",
 ]
