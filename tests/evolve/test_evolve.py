@@ -84,6 +84,33 @@ def test_evolve_runs_both_arms_resumes_and_reports(tmp_path: Path) -> None:
         evolve(cfg.model_copy(update={"demos": 7}), out, progress=False)
 
 
+def test_expert_recovery_data_demonstrates_corrections_after_an_injected_mistake(
+    tmp_path: Path,
+) -> None:
+    from palaestra.trajectory import RunStore
+
+    cfg = _config(
+        envs=["house-v1"],
+        eval_envs=["house-v1"],
+        max_steps=12,
+        control=False,
+        data={"expert": True, "refine": False, "self_sft": False, "expert_recovery": True},
+    )
+    evolve(cfg, tmp_path / "evo", progress=False)
+    stage = json.loads((tmp_path / "evo/iter-1/improve/data/stage.json").read_text())["result"]
+    assert stage["counts"]["expert"] == 4 and stage["counts"]["expert_recovery"] >= 3
+    with RunStore(tmp_path / "evo/iter-1/improve/expert-recovery/run", readonly=True) as store:
+        eps = list(store.episodes())
+    assert len(eps) == 4
+    notes = [
+        m.content
+        for ep in eps
+        for m in ep.messages
+        if "Your action was not carried out" in m.content
+    ]
+    assert len(notes) >= 3  # the environment did something else; the expert went on from there
+
+
 def test_base_check_says_when_the_base_is_too_weak_and_what_to_change() -> None:
     from palaestra.evolve._report import base_check
 

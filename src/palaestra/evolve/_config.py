@@ -38,6 +38,12 @@ class DataMix(BaseModel):
         ge=0,
         description="Injected wrong turns per successful own trajectory (0 = off).",
     )
+    expert_recovery: bool = Field(
+        default=False,
+        description="Expert episodes of the iteration's tasks in which the environment "
+        "carried out one valid wrong action instead of the expert's (the inject_mistake "
+        "perturbation, with its real feedback): the correction after a mistake, demonstrated.",
+    )
     self_sft: bool = Field(
         default=True,
         description="The agent's own successful trajectories (AgentEvol's filtered cloning).",

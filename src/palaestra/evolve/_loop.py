@@ -205,6 +205,17 @@ def train_suite_file(folder: Path, name: str, tasks: list[Task]) -> Path:
     return path
 
 
+def perturbed_suite_file(folder: Path, name: str, suite: Path, perturbations: list[str]) -> Path:
+    """A copy of the suite file ``suite`` with ``perturbations`` on every entry."""
+    doc = yaml.safe_load(suite.read_text())
+    doc["id"] = f"{name}-v1"
+    for entry in doc["entries"]:
+        entry["perturbations"] = perturbations
+    path = folder / "tasks.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
 # ---- the loop ------------------------------------------------------------------------------
 
 
@@ -430,6 +441,16 @@ def evolve(
 
         # expert demonstrations of this iteration's tasks (both arms' expert data)
         expert = run_stage(f"{prefix}/expert", lambda f, s=train_suite: s, agent="expert")
+        recovery: dict[str, Any] | None = None
+        if config.data.expert_recovery:
+            # the same tasks, with one wrong action carried out by the environment
+            recovery = run_stage(
+                f"{prefix}/improve/expert-recovery",
+                lambda f, s=train_suite, it=it: perturbed_suite_file(
+                    f, f"recovery-iter{it}", s, ["inject_mistake"]
+                ),
+                agent="expert",
+            )
         explore = run_stage(
             f"{prefix}/improve/rollouts",
             lambda f, s=train_suite: s,
@@ -442,6 +463,7 @@ def evolve(
             f: Path,
             explore: dict[str, Any] = explore,
             expert: dict[str, Any] = expert,
+            recovery: dict[str, Any] | None = recovery,
             it: int = it,
         ) -> dict[str, Any]:
             parts: list[tuple[str, Any]] = []
@@ -449,6 +471,8 @@ def evolve(
                 parts.append(("expert", build_sft([expert["run"]])[0]))
             if config.data.refine:
                 parts.append(("refine", build_refine([explore["run"]])[0]))
+            if recovery is not None:
+                parts.append(("expert_recovery", build_sft([recovery["run"]])[0]))
             if config.data.refine_synthetic:
                 ds, _ = build_refine_synthetic(
                     [explore["run"]], per_episode=config.data.refine_synthetic
