@@ -4,16 +4,21 @@ Parametrized over every isolating backend usable on this machine. Each probe
 asserts the specific containment and then checks the host (nothing received,
 no file written, no process left). ``test_probes_can_fail`` runs the network
 and file probes under ``unsafe-local`` and shows they *do* escape there, so a
-passing probe means something.
+passing probe means something. The host-side probes (issue 13: symlinks, FIFOs
+and hard links planted where the host reads, forged replies) get the same
+proof from ``test_host_probes_can_fail``, with the defence each one checks
+reverted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -283,3 +288,309 @@ def test_probes_can_fail(
     assert _received(udp_receiver)
     sandbox.python(f"open({str(tmp_path / 'escaped')!r}, 'w').write('x')")
     assert (tmp_path / "escaped").exists()
+
+
+# ---- the host's side of the boundary (issue 13) ---------------------------------------------
+#
+# Code inside plants things where the host later reads or writes (the capture files of a cell,
+# the work directory) or writes to the reply pipe. Each probe returns what escaped (empty when
+# the sandbox held), so `test_host_probes_can_fail` can run it against a weakened host too.
+
+
+def _canary(tmp_path: Path) -> tuple[Path, str]:
+    canary = tmp_path / "canary.txt"
+    text = "HOST-CANARY-" + uuid.uuid4().hex
+    canary.write_text(text)
+    return canary, text
+
+
+def _capture_dir(sb: ProcessSandbox) -> str:
+    """Where a call's output files were, by name, before issue 13 (``unsafe-local``: its TMPDIR).
+
+    The host now passes unnamed files by descriptor, so nothing is there; the
+    probes plant in this place anyway, and ``test_host_probes_can_fail`` puts
+    named output files back here to show the probes catch a host that reads
+    them by path.
+    """
+    return "/tmp/.palaestra" if sb.isolating else str(sb.host_scratch)
+
+
+def _plant(scratch: str, make: str) -> str:
+    """Code that replaces every file of the capture dir (and the old names) via ``make(path)``."""
+    return (
+        "import os\n"
+        f"S = {scratch!r}\n"
+        "os.makedirs(S, exist_ok=True)\n"
+        "for name in set(os.listdir(S)) | {'cell.out', 'cell.err', 'exec.out', 'exec.err'}:\n"
+        "    p = os.path.join(S, name)\n"
+        "    try:\n        os.unlink(p)\n    except OSError:\n        pass\n"
+        f"    {make}\n"
+    )
+
+
+def _host_call(fn: Callable[[], object], unblock: Callable[[], None], limit: float) -> object:
+    """``fn()`` in a thread; if the host is still blocked after ``limit`` s, say so (and free it)."""
+    box: list[object] = []
+
+    def run() -> None:
+        try:
+            box.append(fn())
+        except BaseException as e:
+            box.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(limit)
+    if not worker.is_alive():
+        return box[0]
+    while worker.is_alive():  # release the blocked open so the test run can go on
+        unblock()
+        worker.join(0.2)
+    return f"BLOCKED the host for more than {limit:g} s"
+
+
+def _open_fifos(*dirs: Path) -> None:
+    """Open every FIFO under ``dirs`` from both ends without blocking: frees a host stuck on one."""
+    for d in dirs:
+        for p in d.rglob("*") if d.is_dir() else ():
+            if p.is_fifo():
+                for flags in (os.O_RDONLY | os.O_NONBLOCK, os.O_WRONLY | os.O_NONBLOCK):
+                    with contextlib.suppress(OSError):
+                        os.close(os.open(p, flags))
+
+
+def symlink_probe(sb: ProcessSandbox, tmp_path: Path) -> list[str]:
+    """A cell swaps its capture files for symlinks to a host file, then times out (both paths)."""
+    canary, text = _canary(tmp_path)
+    escaped: list[str] = []
+    plant = _plant(_capture_dir(sb), f"os.symlink({str(canary)!r}, p)")
+    r = sb.python(plant + "while True:\n    pass", timeout=0.5)
+    if text in r.stdout + r.stderr:
+        escaped.append(f"python() timeout returned the host file: {r.stdout[:80]!r}")
+    # exec(): a thread left by a cell takes the GIL for good (a long C loop), so the driver
+    # never answers, the host's own deadline fires and it reads the output back itself.
+    scratch = _capture_dir(sb)
+    sb.python(
+        "import threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), sum(range(10**13))), daemon=True).start()"
+    )
+    r = sb.exec(
+        f'mkdir -p {scratch} && cd {scratch} && for n in * exec.out exec.err; do rm -f "$n"; '
+        f'ln -s {canary} "$n"; done; sleep 30',
+        timeout=1.0,
+    )
+    if text in r.stdout + r.stderr:
+        escaped.append(f"exec() timeout returned the host file: {r.stdout[:80]!r}")
+    return escaped
+
+
+def fifo_probe(sb: ProcessSandbox, tmp_path: Path) -> list[str]:
+    """FIFOs in place of the capture files and in the work dir must not block the host."""
+    escaped: list[str] = []
+
+    def unblock() -> None:
+        _open_fifos(sb.host_workdir.parent)
+
+    sb.python("import os\nos.mkfifo('fifo')")
+    for what, op in (
+        ("read_file", lambda: sb.read_file("fifo")),
+        ("write_file", lambda: sb.write_file("fifo", "x")),
+    ):
+        r = _host_call(op, unblock, 1.5)
+        if isinstance(r, str):
+            escaped.append(f"{what}: {r}")
+        elif not isinstance(r, OSError):
+            escaped.append(f"{what} treated a FIFO as a file: {r!r}")
+    # Last: the restart after the timeout happens in _host_call's thread, and a sandbox
+    # dies with the thread that started it (PDEATHSIG), so `sb` is not used after this.
+    plant = _plant(_capture_dir(sb), "os.mkfifo(p)")
+    r = _host_call(lambda: sb.python(plant + "while True:\n    pass", timeout=0.5), unblock, 3)
+    if isinstance(r, str):
+        escaped.append(f"python() timeout: {r}")
+    elif isinstance(r, BaseException):
+        escaped.append(f"python() timeout raised {r!r}")
+    return escaped
+
+
+def hardlink_probe(sb: ProcessSandbox, tmp_path: Path) -> list[str]:
+    """Hard links to host files, planted in the work and capture dirs, must not be read back."""
+    canary, text = _canary(tmp_path)
+    sources = [str(canary), "/etc/passwd", "/etc/ld.so.cache", "/usr/bin/env"]
+    scratch = _capture_dir(sb)
+    code = (
+        "import os\nmade = []\n"
+        f"for i, src in enumerate({sources!r}):\n"
+        f"    for d in ({sb.workdir!r}, {scratch!r}):\n"
+        "        dst = os.path.join(d, 'hl%d' % i)\n"
+        "        try:\n            os.link(src, dst)\n            made.append(dst)\n"
+        "        except OSError:\n            pass\n"
+        "print(made)"
+    )
+    r = sb.python(code)
+    escaped: list[str] = []
+    for i, src in enumerate(sources):
+        try:
+            data = sb.read_file(f"hl{i}")
+        except OSError:
+            continue
+        host = Path(src).read_bytes()
+        if data == host:
+            escaped.append(f"read_file returned host file {src} through a hard link ({r.stdout!r})")
+        if text.encode() in data:
+            escaped.append(f"read_file returned the canary through a hard link ({r.stdout!r})")
+    return escaped
+
+
+_FORGE = """
+import json, os, stat, sys
+from fcntl import F_GETFL, fcntl
+def _request():
+    # The strongest forger: copy every field of the request being served from the driver's frames.
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            for v in list(frame.f_locals.values()):
+                if isinstance(v, dict) and v.get("op") in ("run", "exec"):
+                    return {k: x for k, x in v.items() if k not in ("op", "code", "argv")}
+            frame = frame.f_back
+    return {}
+def forge(copy_request):
+    msg = {"op": "done", "stdout": "FORGED-OUTPUT", "stderr": "", "exit_code": 0,
+           "error": None, "truncated": False, "timed_out": False}
+    if copy_request:
+        msg.update(_request())
+    line = (json.dumps(msg) + "\\n").encode()
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if fd > 2 and stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl(fd, F_GETFL) & 3 == 1:
+                os.write(fd, line)
+        except OSError:
+            pass
+"""
+
+
+def forged_reply_probe(sb: ProcessSandbox, *, copy_request: bool) -> list[str]:
+    """A cell writes "done" replies to every pipe it can write, now and during the next cell.
+
+    ``copy_request``: the forger copies the current request's fields (a nonce, say) from
+    the interpreter's memory, which code in the same process can always do; it may then end
+    its own cell early, but must still not inject text or shift later cells' results.
+    """
+    flag = repr(copy_request)
+    r1 = sb.python(
+        _FORGE + f"forge({flag})\n"
+        "import threading, time\n"
+        f"threading.Thread(target=lambda: (time.sleep(0.5), forge({flag})), daemon=True).start()\n"
+        "print('REAL-1')"
+    )
+    r2 = sb.python("import time\ntime.sleep(1.0)\nprint('REAL-2')")
+    time.sleep(0.2)
+    r3 = sb.python("print('REAL-3')")
+    escaped = [
+        f"cell {i} returned forged output {r.stdout!r}"
+        for i, r in enumerate((r1, r2, r3), 1)
+        if "FORGED" in r.stdout
+    ]
+    if r3.stdout != "REAL-3\n":
+        escaped.append(f"cell 3 returned {r3.stdout!r}, not its own output")
+    if not copy_request:
+        for i, r in enumerate((r1, r2), 1):
+            if r.stdout != f"REAL-{i}\n":
+                escaped.append(f"cell {i} returned {r.stdout!r}, not its own output")
+    return escaped
+
+
+@pytest.mark.parametrize("sandbox", BACKENDS, indirect=True)
+def test_issue_13_exploit_as_written_fails(sandbox: Sandbox) -> None:
+    shadow = Path("/etc/shadow")
+    r = sandbox.python(
+        "import os\nos.unlink('/tmp/.palaestra/cell.out')\n"
+        "os.symlink('/etc/shadow', '/tmp/.palaestra/cell.out')\nwhile True: pass",
+        timeout=0.5,
+    )
+    with contextlib.suppress(OSError):
+        assert shadow.read_text()[:40] not in r.stdout
+    assert "root:" not in r.stdout, r
+
+
+@pytest.mark.parametrize("sandbox", BACKENDS, indirect=True)
+def test_planted_symlinks_are_not_followed_by_the_host(sandbox: Sandbox, tmp_path: Path) -> None:
+    assert isinstance(sandbox, ProcessSandbox)
+    assert symlink_probe(sandbox, tmp_path) == []
+    assert sandbox.python("1").stdout == "1\n"
+
+
+@pytest.mark.parametrize("sandbox", BACKENDS, indirect=True)
+def test_planted_fifos_do_not_block_the_host(sandbox: Sandbox, tmp_path: Path) -> None:
+    assert isinstance(sandbox, ProcessSandbox)
+    assert fifo_probe(sandbox, tmp_path) == []
+
+
+@pytest.mark.parametrize("sandbox", BACKENDS, indirect=True)
+def test_hard_links_do_not_reach_host_files(sandbox: Sandbox, tmp_path: Path) -> None:
+    assert isinstance(sandbox, ProcessSandbox)
+    assert hardlink_probe(sandbox, tmp_path) == []
+
+
+@pytest.mark.parametrize("copy_request", [False, True], ids=["blind", "copies-request"])
+@pytest.mark.parametrize("sandbox", BACKENDS, indirect=True)
+def test_replies_cannot_be_forged(sandbox: Sandbox, copy_request: bool) -> None:
+    assert isinstance(sandbox, ProcessSandbox)
+    assert forged_reply_probe(sandbox, copy_request=copy_request) == []
+
+
+class _NamedOutput:
+    """The pre-issue-13 output file: named, in a directory the code can write, read by path."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.path = directory / f"{name}-{uuid.uuid4().hex[:8]}"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def read(self, limit: int) -> tuple[str, bool]:
+        with open(self.path, "rb") as f:  # the weakness: a plain open of a path
+            return f.read(limit).decode("utf-8", "replace"), False
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _plain_open(root: Path, parts: tuple[str, ...], flags: int, **_: object) -> int:
+    return os.open(os.path.join(root, *parts), flags, 0o644)
+
+
+@pytest.mark.parametrize("probe", ["symlink", "fifo", "hardlink", "forged-blind", "forged-copy"])
+@pytest.mark.parametrize("sandbox", backend_params(("unsafe-local",)), indirect=True)
+def test_host_probes_can_fail(
+    sandbox: Sandbox, probe: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host-side probes catch a host that reads by path, opens plainly or trusts any reply.
+
+    Each runs under ``unsafe-local`` with the matching defence switched back
+    to what it was before issue 13; it must then report an escape.
+    """
+    from palaestra.sandbox import _process
+
+    assert isinstance(sandbox, ProcessSandbox)
+    sb = sandbox
+
+    def named_output(name: str) -> _NamedOutput:
+        return _NamedOutput(sb.host_scratch, name)
+
+    def any_reply(msg: object, rid: str) -> bool:
+        return True
+
+    if probe in ("symlink", "fifo"):  # output read back by path
+        monkeypatch.setattr(_process, "OutputFile", named_output)
+    if probe in ("fifo", "hardlink"):  # read_file/write_file: a plain open, no checks
+        monkeypatch.setattr(_process, "open_beneath", _plain_open)
+    if probe.startswith("forged"):  # any reply accepted
+        monkeypatch.setattr(_process, "_answers", any_reply)
+    if probe == "symlink":
+        escaped = symlink_probe(sb, tmp_path)
+    elif probe == "fifo":
+        escaped = fifo_probe(sb, tmp_path)
+    elif probe == "hardlink":
+        escaped = hardlink_probe(sb, tmp_path)
+    else:
+        escaped = forged_reply_probe(sb, copy_request=probe == "forged-copy")
+    assert escaped, f"the {probe} probe did not notice a weakened host"

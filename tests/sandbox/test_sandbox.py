@@ -262,3 +262,62 @@ def test_close_leaves_no_processes_behind() -> None:
     sb.close()
     assert marked_processes("1000.4242") == []
     assert marked_processes(sb.id) == []
+
+
+@pytest.mark.parametrize("sandbox", ALL, indirect=True)
+def test_garbage_on_the_reply_pipe_is_dropped(sandbox: Sandbox) -> None:
+    # Code can reach the driver's reply pipe; what it writes there is not a reply.
+    r = sandbox.python(
+        "import os\nfor fd in map(int, os.listdir('/proc/self/fd')):\n"
+        "    try:\n        os.write(fd, b'not json\\n[1, 2]\\n\"str\"\\n') if fd > 2 else None\n"
+        "    except OSError:\n        pass\nprint('after')"
+    )
+    assert r.ok and r.stdout == "after\n", r
+    assert sandbox.python("1 + 1").stdout == "2\n"
+
+
+def test_channel_drops_over_long_lines_without_holding_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from palaestra.sandbox import _channel
+
+    monkeypatch.setattr(_channel, "MAX_MESSAGE_BYTES", 1000)
+    r, w = os.pipe()
+    a, b = socket.socketpair()
+    chan = _channel.Channel(a, r)
+    try:
+        os.write(w, b"x" * 5000)
+        assert chan.read(time.monotonic() + 0.2) is None
+        assert len(chan._buf) <= 1000 + (1 << 16)  # pyright: ignore[reportPrivateUsage]
+        os.write(w, b"y" * 3000 + b'{"op": "forged"}\n{"op": "done", "id": "1"}\n')
+        assert chan.read(time.monotonic() + 1) == {"op": "done", "id": "1"}
+    finally:
+        chan.close()
+        b.close()
+        os.close(w)
+
+
+@pytest.mark.parametrize("sandbox", backend_params(("unsafe-local",)), indirect=True)
+def test_read_file_checks_what_it_opened(sandbox: Sandbox) -> None:
+    assert isinstance(sandbox, ProcessSandbox)
+    (sandbox.host_workdir / "plain.txt").write_text("ok")
+    assert sandbox.read_file("plain.txt") == b"ok"
+    os.link(sandbox.host_workdir / "plain.txt", sandbox.host_workdir / "second-name.txt")
+    with pytest.raises(PermissionError, match="hard links"):
+        sandbox.read_file("plain.txt")
+    with pytest.raises(PermissionError, match="hard links"):
+        sandbox.write_file("second-name.txt", "truncated?")
+    assert (sandbox.host_workdir / "plain.txt").read_text() == "ok"
+    os.mkfifo(sandbox.host_workdir / "fifo")
+    with pytest.raises(PermissionError, match="not a regular file"):
+        sandbox.read_file("fifo")
+    with pytest.raises(PermissionError, match="not a regular file"):
+        sandbox.write_file("fifo", "x")
+    if os.geteuid() == 0:
+        other = sandbox.host_workdir / "other-owner.txt"
+        other.write_text("x")
+        os.chown(other, 12345, 12345)
+        with pytest.raises(PermissionError, match="owned by uid 12345"):
+            sandbox.read_file("other-owner.txt")

@@ -15,8 +15,9 @@ Isolation (flags as in issue 7; the same approach as Flatpak's sandbox):
   as on the host; a synthetic ``/etc`` holding only ``passwd``/``group`` (root
   and nobody), ``ld.so.cache`` and ``alternatives``; ``--proc /proc``,
   ``--dev /dev``; a size-capped tmpfs ``/tmp``; the per-episode work directory
-  (a host temp dir) at ``/work``; the driver's capture files at
-  ``/tmp/.palaestra`` (a host dir, so output survives a timeout kill).
+  (a host temp dir) at ``/work``, the only host directory mounted writable.
+  (A call's output goes to unnamed host files whose descriptors the host
+  passes in, so it survives a timeout kill without any shared path.)
 - The interpreter is the system ``/usr/bin/python3`` run with ``-I``: never
   the project's venv, whose site-packages and config could hold tokens. Code
   gets the standard library and whatever Debian packages are installed.
@@ -82,9 +83,6 @@ class BubblewrapSandbox(ProcessSandbox):
     backend = "bubblewrap"
     workdir = "/work"
 
-    def _scratch_inside(self) -> str:
-        return "/tmp/.palaestra"
-
     def _wrap(self, argv: list[str]) -> list[str]:
         root = self.host_workdir.parent
         (root / "passwd").write_text(_PASSWD)
@@ -101,7 +99,6 @@ class BubblewrapSandbox(ProcessSandbox):
         cmd += ["--proc", "/proc", "--dev", "/dev"]
         cmd += ["--size", str(self.limits.file_size_mb * 4 << 20), "--tmpfs", "/tmp"]
         cmd += ["--bind", str(self.host_workdir), self.workdir]
-        cmd += ["--bind", str(self.host_scratch), self._scratch_inside()]
         # The root tmpfs bubblewrap builds is writable by default: freeze it.
         cmd += ["--remount-ro", "/", "--chdir", self.workdir, "--", *argv]
         return cmd

@@ -2,32 +2,41 @@
 
 The host starts it as ``python3 -I -u -c <this file's source> ARGS`` inside the
 sandbox; it is not imported by Palaestra itself. It speaks line-delimited JSON
-over two dedicated pipe fds (never stdin/stdout, which user code may write to
-with ``os.write(1, ...)`` or through child processes):
+over two dedicated fds (never stdin/stdout, which user code may write to with
+``os.write(1, ...)`` or through child processes): requests come on a Unix
+socket, replies go out on a pipe.
 
-host -> driver
-    ``{"op": "run", "code": str, "host_functions": [name, ...]}``: run a cell.
-    ``{"op": "exec", "argv": [...], "stdin": str | null, "timeout": float}``.
-    ``{"op": "ping"}``.
+host -> driver (socket)
+    ``{"op": "run", "id": str, "code": str, "host_functions": [name, ...]}``:
+    run a cell. ``{"op": "exec", "id": str, "argv": [...], "stdin": str | null,
+    "timeout": float}``. Both carry two file descriptors (``SCM_RIGHTS``): the
+    files the call's stdout and stderr go to.
+    ``{"op": "ping", "id": str}``.
     ``{"op": "return", "value": ...}`` / ``{"op": "raise", "message": str}``:
     the answer to a host-function call.
-driver -> host
-    ``{"op": "ready"}`` once at start; ``{"op": "pong"}``;
+driver -> host (pipe)
+    ``{"op": "ready"}`` once at start; ``{"op": "pong", "id": str}``;
     ``{"op": "call", "name": str, "args": [...], "kwargs": {...}}``;
-    ``{"op": "done", ...}`` with ``stdout``, ``stderr``, ``truncated``,
-    ``exit_code``, ``error`` (and ``timed_out`` for exec).
+    ``{"op": "done", "id": str, "exit_code": int | null, "error": str | null}``
+    (and ``timed_out`` for exec).
 
-A cell's output (fd 1 and fd 2, so child processes are captured too) goes to
-fresh files in the scratch directory, read back capped at ``output_bytes``;
-the host can read them after killing a cell that timed out.
+Output never travels in the protocol: fds 1 and 2 of a cell (so child
+processes are captured too) are the files the host sent, which it reads
+itself, after the reply or after killing a cell that timed out. ``id`` is a
+fresh random value per request: the host drops a reply that does not echo the
+id of the request it waits for, so code that writes forged replies to the pipe
+cannot shift results onto later calls. (Code running in this process can read
+the id of the request being served, and so can end its own call early with a
+forged status; it cannot put text into any call's output.)
 
-ARGS: ``req_fd resp_fd scratch_dir workdir output_bytes cpu_seconds nproc``
-(``nproc`` 0 = leave RLIMIT_NPROC alone; the host uses it when the outside
-uid is not root, where the kernel honours it).
+ARGS: ``req_fd resp_fd workdir cpu_seconds nproc`` (``nproc`` 0 = leave
+RLIMIT_NPROC alone; the host uses it when the outside uid is not root, where
+the kernel honours it).
 """
 
 from __future__ import annotations
 
+import _socket
 import ast
 import contextlib
 import json
@@ -39,15 +48,17 @@ from collections.abc import Callable
 from typing import Any
 
 REQ_FD, RESP_FD = int(sys.argv[1]), int(sys.argv[2])
-SCRATCH, WORKDIR = sys.argv[3], sys.argv[4]
-OUTPUT_BYTES, CPU_SECONDS, NPROC = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+WORKDIR, CPU_SECONDS, NPROC = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 
-_req = os.fdopen(REQ_FD, "rb", buffering=0)
+# `_socket`, not `socket`: the latter costs ~2 ms of start-up for nothing used here.
+_req = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, REQ_FD)
 _resp = os.fdopen(RESP_FD, "wb", buffering=0)
+_ANCILLARY = _socket.CMSG_SPACE(16 * 4)
 # Kept apart from the user's namespace so a cell rebinding `json` or `os`
 # cannot break the protocol by accident.
 _dumps, _loads = json.dumps, json.loads
 _buf = b""
+_fds: list[int] = []  # received with requests, taken two at a time by run/exec
 
 
 def _send(msg: dict[str, Any]) -> None:
@@ -57,12 +68,30 @@ def _send(msg: dict[str, Any]) -> None:
 def _recv() -> dict[str, Any]:
     global _buf
     while b"\n" not in _buf:
-        chunk = os.read(REQ_FD, 1 << 16)
+        chunk, ancillary, _, _ = _req.recvmsg(1 << 16, _ANCILLARY, _socket.MSG_CMSG_CLOEXEC)
+        for level, kind, data in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                for i in range(0, len(data) - len(data) % 4, 4):
+                    _fds.append(int.from_bytes(data[i : i + 4], sys.byteorder, signed=True))
         if not chunk:
             os._exit(0)  # the host closed the channel: nothing left to do
         _buf += chunk
     line, _buf = _buf.split(b"\n", 1)
     return _loads(line)
+
+
+def _take_fds() -> tuple[int, int, bool]:
+    """The two output files sent with the current request (/dev/null if they went missing)."""
+    if len(_fds) >= 2:
+        # The last two: any older ones came with a request some user thread read instead.
+        out, err = _fds[-2:]
+        for fd in _fds[:-2]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        _fds.clear()
+        return out, err, True
+    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    return null, os.dup(null), False
 
 
 class CpuLimitExceeded(BaseException):
@@ -92,31 +121,18 @@ def _child_limits() -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
 
 
-def _open_capture(name: str) -> int:
-    path = os.path.join(SCRATCH, name)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)  # background writers of the last cell keep the old inode
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-
-
-def _read_capture(fd: int) -> tuple[str, bool]:
-    size = os.fstat(fd).st_size
-    os.lseek(fd, 0, os.SEEK_SET)
-    data = os.read(fd, OUTPUT_BYTES) if OUTPUT_BYTES else b""
-    os.close(fd)
-    return data.decode("utf-8", "replace"), size > OUTPUT_BYTES
-
-
 class _Capture:
-    """Points fds 1 and 2 at fresh files for the duration of one cell."""
+    """Points fds 1 and 2 at the host's files for the duration of one cell."""
 
     def __enter__(self) -> _Capture:
         sys.stdout.flush()
         sys.stderr.flush()
-        self.out, self.err = _open_capture("cell.out"), _open_capture("cell.err")
+        out, err, self.ok = _take_fds()
         self.saved = os.dup(1), os.dup(2)
-        os.dup2(self.out, 1)
-        os.dup2(self.err, 2)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        os.close(out)
+        os.close(err)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -127,11 +143,6 @@ class _Capture:
         os.dup2(self.saved[1], 2)
         os.close(self.saved[0])
         os.close(self.saved[1])
-
-    def result(self) -> dict[str, Any]:
-        stdout, t1 = _read_capture(self.out)
-        stderr, t2 = _read_capture(self.err)
-        return {"stdout": stdout, "stderr": stderr, "truncated": t1 or t2}
 
 
 _globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -168,7 +179,7 @@ def _format_error(e: BaseException) -> str:
     return "\n".join(tail)
 
 
-def _run(code: str, host_functions: list[str]) -> dict[str, Any]:
+def _run(rid: object, code: str, host_functions: list[str]) -> dict[str, Any]:
     _cell[0] += 1
     filename = f"<cell-{_cell[0]}>"
     import linecache
@@ -196,15 +207,15 @@ def _run(code: str, host_functions: list[str]) -> dict[str, Any]:
     for name, stub in stubs.items():
         if _globals.get(name) is stub:
             del _globals[name]
-    out = cap.result()
-    out.update(op="done", exit_code=0 if error is None else 1, error=error)
-    return out
+    if not cap.ok:
+        error = "[sandbox] this cell's output files did not arrive: its output is lost"
+    return {"op": "done", "id": rid, "exit_code": 0 if error is None else 1, "error": error}
 
 
-def _exec(argv: list[str], stdin: str | None, timeout: float) -> dict[str, Any]:
+def _exec(rid: object, argv: list[str], stdin: str | None, timeout: float) -> dict[str, Any]:
     import subprocess  # only for exec(): keeps start-up short
 
-    out_fd, err_fd = _open_capture("exec.out"), _open_capture("exec.err")
+    out_fd, err_fd, _ = _take_fds()
     timed_out = False
     try:
         proc = subprocess.Popen(
@@ -217,9 +228,12 @@ def _exec(argv: list[str], stdin: str | None, timeout: float) -> dict[str, Any]:
             preexec_fn=_child_limits,
         )
     except OSError as e:
+        with contextlib.suppress(OSError):
+            os.write(err_fd, str(e).encode())
+        return {"op": "done", "id": rid, "exit_code": 127, "error": None}
+    finally:
         os.close(out_fd)
         os.close(err_fd)
-        return {"op": "done", "stdout": "", "stderr": str(e), "exit_code": 127, "truncated": False}
     try:
         proc.communicate(stdin.encode() if stdin is not None else None, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -230,14 +244,11 @@ def _exec(argv: list[str], stdin: str | None, timeout: float) -> dict[str, Any]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    stdout, t1 = _read_capture(out_fd)
-    stderr, t2 = _read_capture(err_fd)
     return {
         "op": "done",
-        "stdout": stdout,
-        "stderr": stderr,
-        "truncated": t1 or t2,
+        "id": rid,
         "exit_code": None if timed_out else proc.returncode,
+        "error": None,
         "timed_out": timed_out,
     }
 
@@ -252,15 +263,15 @@ def main() -> None:
     _send({"op": "ready", "pid": os.getpid(), "python": sys.version.split()[0]})
     while True:
         req = _recv()
-        op = req.get("op")
+        op, rid = req.get("op"), req.get("id")
         if op == "run":
-            _send(_run(req["code"], req.get("host_functions") or []))
+            _send(_run(rid, req["code"], req.get("host_functions") or []))
         elif op == "exec":
-            _send(_exec(req["argv"], req.get("stdin"), float(req.get("timeout", 30))))
+            _send(_exec(rid, req["argv"], req.get("stdin"), float(req.get("timeout", 30))))
         elif op == "ping":
-            _send({"op": "pong"})
+            _send({"op": "pong", "id": rid})
         else:
-            _send({"op": "done", "error": f"driver: unknown op {op!r}", "exit_code": 1})
+            _send({"op": "done", "id": rid, "error": f"driver: unknown op {op!r}", "exit_code": 1})
 
 
 main()

@@ -25,8 +25,5 @@ class UnsafeLocalSandbox(ProcessSandbox):
     def _wrap(self, argv: list[str]) -> list[str]:
         return argv
 
-    def _scratch_inside(self) -> str:
-        return str(self.host_scratch)
-
     def _env(self) -> dict[str, str]:
         return super()._env() | {"TMPDIR": str(self.host_scratch)}

@@ -1,11 +1,18 @@
 """The machinery every backend shares: the driver process, its JSON channel, limits, cleanup.
 
 A backend only says how to wrap the driver's command line (``_wrap``) and
-how paths look inside (``workdir``, ``_scratch_inside``). This class starts
-the driver (``_driver.py``, run by the system ``python3 -I -u``) with two
-dedicated pipes, applies the rlimits in a pre-exec hook, puts the process
-tree in a per-sandbox ``pids`` cgroup, enforces wall-clock timeouts from
-outside, and turns every way the sandbox can die into ``SandboxUnavailable``.
+where the work directory is inside (``workdir``). This class starts the
+driver (``_driver.py``, run by the system ``python3 -I -u``) with a request
+socket and a reply pipe, applies the rlimits in a pre-exec hook, puts the
+process tree in a per-sandbox ``pids`` cgroup, enforces wall-clock timeouts
+from outside, and turns every way the sandbox can die into
+``SandboxUnavailable``.
+
+Nothing the sandboxed code sends is trusted beyond "what this call did": a
+call's output is read from files the host created and kept descriptors to
+(``_hostfs.OutputFile``), never from a path inside; a reply counts only if it
+echoes the random id of the request it answers (``_answers``); malformed
+lines are dropped (``_channel.py``).
 
 Process-count limits, in order of preference:
 
@@ -26,13 +33,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import errno
 import json
 import os
 import resource
-import select
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -43,6 +50,7 @@ from typing import Any, Literal
 
 from palaestra.env._core import EnvError
 from palaestra.sandbox._cgroup import PidsCgroup, cgroup_problem
+from palaestra.sandbox._channel import Channel, Died
 from palaestra.sandbox._core import (
     ExecResult,
     Sandbox,
@@ -50,6 +58,7 @@ from palaestra.sandbox._core import (
     SandboxLimits,
     SandboxUnavailable,
 )
+from palaestra.sandbox._hostfs import OutputFile, open_beneath, read_fd
 
 DRIVER_SOURCE = (Path(__file__).parent / "_driver.py").read_text()
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -61,8 +70,13 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 PidsMode = Literal["cgroup", "nproc", "nobody", "none"]
 
 
-class _Died(Exception):
-    """The driver's channel closed: the interpreter or the sandbox is gone."""
+def _answers(msg: dict[str, Any], rid: str) -> bool:
+    """Whether ``msg`` is the reply to the request with id ``rid`` (not a stale or forged one)."""
+    return msg.get("id") == rid
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def python_executable() -> str:
@@ -86,8 +100,7 @@ class ProcessSandbox(Sandbox):
         self._host_root: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._cgroup: PidsCgroup | None = None
-        self._req_w = self._resp_r = -1
-        self._buf = b""
+        self._chan: Channel | None = None
         self._closed = False
         self._dead: str | None = None
         self.pids_mode: PidsMode = "none"
@@ -98,9 +111,6 @@ class ProcessSandbox(Sandbox):
 
     def _wrap(self, argv: list[str]) -> list[str]:
         """The command that runs ``argv`` (the driver) inside the isolation."""
-        raise NotImplementedError
-
-    def _scratch_inside(self) -> str:
         raise NotImplementedError
 
     def _env(self) -> dict[str, str]:
@@ -126,6 +136,7 @@ class ProcessSandbox(Sandbox):
 
     @property
     def host_scratch(self) -> Path:
+        """A host temp dir, ``TMPDIR`` of ``unsafe-local`` (never mounted in an isolating one)."""
         if self._host_root is None:
             raise SandboxError(f"{self.backend} sandbox: call start() first")
         return self._host_root / "scratch"
@@ -141,10 +152,10 @@ class ProcessSandbox(Sandbox):
         self.host_workdir.mkdir()
         if not self.isolating:
             self.workdir = str(self.host_workdir)
-        self.host_scratch.mkdir()
+            self.host_scratch.mkdir()
         self.pids_mode = self._choose_pids_mode()
         if self.pids_mode == "nobody":
-            for p in (self._host_root, self.host_workdir, self.host_scratch):
+            for p in (self._host_root, self.host_workdir):
                 os.chown(p, NOBODY, NOBODY)
         try:
             self._launch()
@@ -173,13 +184,14 @@ class ProcessSandbox(Sandbox):
     def _launch(self) -> None:
         if self.pids_mode == "cgroup":
             self._cgroup = PidsCgroup(self.id, self.limits.max_processes)
-        req_r, req_w = os.pipe()
+        # Requests go on a socket because they carry descriptors (a call's output files).
+        req, req_inside = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         resp_r, resp_w = os.pipe()
         nproc = self.limits.max_processes if self.pids_mode in ("nproc", "nobody") else 0
         driver = [
             python_executable(), "-I", "-u", "-c", DRIVER_SOURCE,
-            str(req_r), str(resp_w), self._scratch_inside(), self.workdir,
-            str(self.limits.output_bytes), str(self.limits.cpu_seconds), str(nproc),
+            str(req_inside.fileno()), str(resp_w), self.workdir,
+            str(self.limits.cpu_seconds), str(nproc),
         ]  # fmt: skip
         assert self._host_root is not None
         try:
@@ -189,31 +201,31 @@ class ProcessSandbox(Sandbox):
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
-                    pass_fds=(req_r, resp_w),
+                    pass_fds=(req_inside.fileno(), resp_w),
                     env=self._env(),
                     cwd=str(self.host_workdir),
                     start_new_session=True,
                     preexec_fn=self._preexec,
                 )
         except OSError as e:
-            os.close(req_w)
+            req.close()
             os.close(resp_r)
             raise SandboxUnavailable(f"{self.backend} sandbox failed to start: {e}") from e
         finally:
-            os.close(req_r)
+            req_inside.close()
             os.close(resp_w)
-        self._req_w, self._resp_r, self._buf = req_w, resp_r, b""
+        self._chan = Channel(req, resp_r)
         try:
             msg = self._read(time.monotonic() + START_TIMEOUT_S)
             why = f"no answer within {START_TIMEOUT_S:g} s"
-        except _Died:
+        except Died:
             msg, why = None, "it exited"
         if msg is None or msg.get("op") != "ready":
             self._kill()
             raise SandboxUnavailable(
                 f"{self.backend} sandbox failed to start ({why}): {self._log_tail() or 'no output'}"
             )
-        self.driver_pid = int(msg["pid"])
+        self.driver_pid = _int_or_none(msg.get("pid"))
 
     def _preexec(self) -> None:
         """Runs in the child between fork and exec: limits, cgroup, uid."""
@@ -237,9 +249,13 @@ class ProcessSandbox(Sandbox):
             os.setuid(NOBODY)
 
     def _log_tail(self) -> str:
-        try:
-            text = (self.host_scratch.parent / "sandbox.log").read_text(errors="replace")
-        except (OSError, SandboxError):
+        if self._host_root is None:
+            return ""
+        try:  # the sandbox writes this file: read only its end
+            with open(self._host_root / "sandbox.log", "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+                text = f.read(4096).decode(errors="replace")
+        except OSError:
             return ""
         return text.strip()[-1500:]
 
@@ -256,11 +272,9 @@ class ProcessSandbox(Sandbox):
                 proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
-        for fd in (self._req_w, self._resp_r):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._req_w = self._resp_r = -1
+        if self._chan is not None:
+            self._chan.close()
+            self._chan = None
         self._proc = None
 
     def close(self) -> None:
@@ -275,30 +289,39 @@ class ProcessSandbox(Sandbox):
 
     # ---- the channel ----------------------------------------------------------------------
 
-    def _send(self, msg: dict[str, Any]) -> None:
-        data = json.dumps(msg).encode() + b"\n"
-        try:
-            while data:
-                n = os.write(self._req_w, data)
-                data = data[n:]
-        except OSError as e:
-            raise _Died(str(e)) from e
+    def _send(self, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
+        if self._chan is None:
+            raise Died("the channel is closed")
+        self._chan.send(msg, fds)
 
     def _read(self, deadline: float) -> dict[str, Any] | None:
-        """The next message, or None at the deadline. Raises _Died on EOF."""
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
+        if self._chan is None:
+            raise Died("the channel is closed")
+        return self._chan.read(deadline)
+
+    def _await(
+        self,
+        rid: str,
+        deadline: float,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> dict[str, Any] | None:
+        """The reply to request ``rid`` (None at the deadline), serving host-function calls.
+
+        Replies to other requests (stale, or forged by code inside) are
+        dropped. ``functions`` None: no cell is running, so a call (from a
+        thread an earlier cell left behind) is answered with an error.
+        """
+        while True:
+            msg = self._read(deadline)
+            if msg is None:
                 return None
-            ready, _, _ = select.select([self._resp_r], [], [], left)
-            if not ready:
-                return None
-            chunk = os.read(self._resp_r, 1 << 16)
-            if not chunk:
-                raise _Died("the channel closed")
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+            if msg.get("op") == "call":
+                if functions is None:
+                    self._send({"op": "raise", "message": "no python() cell is running"})
+                else:
+                    self._send(self._call_host(functions, msg))
+            elif _answers(msg, rid):
+                return msg
 
     def _unavailable(self, what: str) -> SandboxUnavailable:
         code = self._proc.poll() if self._proc is not None else None
@@ -327,23 +350,16 @@ class ProcessSandbox(Sandbox):
             raise self._unavailable("the interpreter died")
 
     def healthy(self) -> bool:
+        rid = secrets.token_hex(8)
         try:
             self._check()
-            self._send({"op": "ping"})
-            msg = self._read(time.monotonic() + 2.0)
-        except (SandboxError, _Died):
+            self._send({"op": "ping", "id": rid})
+            msg = self._await(rid, time.monotonic() + 2.0)
+        except (SandboxError, Died):
             return False
         return msg is not None and msg.get("op") == "pong"
 
     # ---- running code -----------------------------------------------------------------------
-
-    def _partial(self, name: str) -> str:
-        try:
-            with open(self.host_scratch / name, "rb") as f:
-                data = f.read(self.limits.output_bytes)
-        except OSError:
-            return ""
-        return data.decode("utf-8", "replace")
 
     def python(
         self,
@@ -355,26 +371,32 @@ class ProcessSandbox(Sandbox):
         self._check()
         functions = dict(host_functions or {})
         t0 = time.monotonic()
-        deadline = t0 + timeout
+        rid = secrets.token_hex(8)
+        out, err = OutputFile("stdout"), OutputFile("stderr")
         try:
-            self._send({"op": "run", "code": code, "host_functions": list(functions)})
-            while True:
-                msg = self._read(deadline)
-                if msg is None:
-                    return self._timed_out("cell.out", "cell.err", timeout, t0, restart_note=True)
-                if msg.get("op") == "call":
-                    self._send(self._call_host(functions, msg))
-                    continue
-                return ExecResult(
-                    stdout=msg.get("stdout", ""),
-                    stderr=msg.get("stderr", ""),
-                    exit_code=msg.get("exit_code"),
-                    truncated=bool(msg.get("truncated")),
-                    error=msg.get("error"),
-                    duration_s=time.monotonic() - t0,
-                )
-        except _Died:
+            self._send(
+                {"op": "run", "id": rid, "code": code, "host_functions": list(functions)},
+                (out.fd, err.fd),
+            )
+            msg = self._await(rid, t0 + timeout, functions)
+            if msg is None:
+                return self._timed_out(out, err, timeout, t0, restart_note=True)
+            stdout, t1 = out.read(self.limits.output_bytes)
+            stderr, t2 = err.read(self.limits.output_bytes)
+            error = msg.get("error")
+            return ExecResult(
+                stdout=stdout,
+                stderr=stderr,
+                exit_code=_int_or_none(msg.get("exit_code")),
+                truncated=t1 or t2,
+                error=error if isinstance(error, str) or error is None else str(error),
+                duration_s=time.monotonic() - t0,
+            )
+        except Died:
             raise self._unavailable("the interpreter died") from None
+        finally:
+            out.close()
+            err.close()
 
     def _call_host(
         self, functions: Mapping[str, Callable[..., Any]], msg: dict[str, Any]
@@ -399,10 +421,14 @@ class ProcessSandbox(Sandbox):
         return {"op": "return", "value": value}
 
     def _timed_out(
-        self, out: str, err: str, timeout: float, t0: float, *, restart_note: bool
+        self, out: OutputFile, err: OutputFile, timeout: float, t0: float, *, restart_note: bool
     ) -> ExecResult:
         self._kill()
-        stdout, stderr = self._partial(out), self._partial(err)
+        # Partial output, from the host's own descriptors: nothing the code could swap.
+        (stdout, _), (stderr, _) = (
+            out.read(self.limits.output_bytes),
+            err.read(self.limits.output_bytes),
+        )
         note = f"[sandbox] timed out after {timeout:g} s"
         if restart_note:
             note += "; the interpreter was restarted and its variables are lost"
@@ -426,26 +452,33 @@ class ProcessSandbox(Sandbox):
         if not argv:
             raise ValueError("exec(): empty command")
         t0 = time.monotonic()
+        rid = secrets.token_hex(8)
+        out, err = OutputFile("stdout"), OutputFile("stderr")
         try:
-            self._send({"op": "exec", "argv": argv, "stdin": stdin, "timeout": timeout})
+            request = {"op": "exec", "id": rid, "argv": argv, "stdin": stdin, "timeout": timeout}
+            self._send(request, (out.fd, err.fd))
             # The driver kills the command at `timeout`; the margin covers a wedged driver.
-            msg = self._read(t0 + timeout + 5.0)
-        except _Died:
+            msg = self._await(rid, t0 + timeout + 5.0)
+            if msg is None:
+                return self._timed_out(out, err, timeout, t0, restart_note=True)
+            stdout, t1 = out.read(self.limits.output_bytes)
+            stderr, t2 = err.read(self.limits.output_bytes)
+        except Died:
             raise self._unavailable("the interpreter died") from None
-        if msg is None:
-            return self._timed_out("exec.out", "exec.err", timeout, t0, restart_note=True)
-        timed_out = bool(msg.get("timed_out"))
-        stderr = msg.get("stderr", "")
+        finally:
+            out.close()
+            err.close()
+        timed_out = msg.get("timed_out") is True
         if timed_out:
             stderr += ("\n" if stderr and not stderr.endswith("\n") else "") + (
                 f"[sandbox] timed out after {timeout:g} s; the command was killed"
             )
         return ExecResult(
-            stdout=msg.get("stdout", ""),
+            stdout=stdout,
             stderr=stderr,
-            exit_code=msg.get("exit_code"),
+            exit_code=None if timed_out else _int_or_none(msg.get("exit_code")),
             timed_out=timed_out,
-            truncated=bool(msg.get("truncated")),
+            truncated=t1 or t2,
             duration_s=time.monotonic() - t0,
         )
 
@@ -467,50 +500,46 @@ class ProcessSandbox(Sandbox):
             raise ValueError(f"path {path!r} is outside the work directory {self.workdir}")
         return host
 
-    def _open(self, path: str, flags: int, *, make_dirs: bool = False) -> int:
-        """Open a work-directory file without following any symlink on the way.
+    def _owners(self) -> tuple[int, ...]:
+        """The uids a work-directory file may have: the host's, and the sandbox's."""
+        return (os.geteuid(), NOBODY) if self.pids_mode == "nobody" else (os.geteuid(),)
 
-        Code in the sandbox can plant symlinks (``/work/d -> /etc``); the host
-        runs as another, maybe privileged, user, so every component is opened
-        relative to its parent with ``O_NOFOLLOW`` (race-free, unlike a
-        realpath check followed by an open).
-        """
+    def _open(self, path: str, flags: int, *, make_dirs: bool = False) -> int:
+        """Open a work-directory file the safe way (``_hostfs.open_beneath``)."""
         parts = self._host_path(path).relative_to(self.host_workdir).parts
         if not parts:
             raise IsADirectoryError(f"{path!r} is the work directory itself")
-        dir_fd = os.open(self.host_workdir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            for part in parts[:-1]:
-                if make_dirs:
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o755, dir_fd=dir_fd)
-                        if self.pids_mode == "nobody":
-                            os.chown(part, NOBODY, NOBODY, dir_fd=dir_fd, follow_symlinks=False)
-                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
-                os.close(dir_fd)
-                dir_fd = nxt
-            return os.open(parts[-1], flags | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
-        except OSError as e:
-            if e.errno == errno.ELOOP or (
-                e.errno == errno.ENOTDIR and os.path.islink(self._host_path(path).parent)
-            ):
-                raise PermissionError(f"{path!r} goes through a symbolic link; refused") from None
-            raise
-        finally:
-            os.close(dir_fd)
+        return open_beneath(
+            self.host_workdir,
+            parts,
+            flags,
+            owners=self._owners(),
+            make_dirs=make_dirs,
+            chown_to=NOBODY if self.pids_mode == "nobody" else None,
+        )
 
     def read_file(self, path: str) -> bytes:
         self._check_started()
-        with os.fdopen(self._open(path, os.O_RDONLY), "rb") as f:
-            return f.read()
+        fd = self._open(path, os.O_RDONLY)
+        try:
+            return read_fd(fd)
+        finally:
+            os.close(fd)
 
     def write_file(self, path: str, data: str | bytes) -> None:
         self._check_started()
-        fd = self._open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, make_dirs=True)
-        if self.pids_mode == "nobody":
-            os.fchown(fd, NOBODY, NOBODY)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+        fd = self._open(path, os.O_WRONLY | os.O_CREAT, make_dirs=True)
+        try:
+            os.ftruncate(fd, 0)
+            if self.pids_mode == "nobody":
+                os.fchown(fd, NOBODY, NOBODY)
+            # Blocking again: the open was non-blocking only so a FIFO could not hang it.
+            os.set_blocking(fd, True)
+            view = memoryview(data.encode() if isinstance(data, str) else data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
 
     def _check_started(self) -> None:
         if self._closed:

@@ -16,7 +16,7 @@ Weaker than bubblewrap, and how:
 - ``chroot`` rather than ``pivot_root``: the host's mount tree still exists in
   the sandbox's mount namespace, out of reach only because the process has
   no ``CAP_SYS_CHROOT`` and holds no descriptor outside the new root (the
-  driver's pipes are anonymous). A capability leak would be an escape here,
+  driver's socket, pipe and output files are anonymous). A capability leak would be an escape here,
   where bubblewrap would still hide the host tree.
 - The loopback interface of the new network namespace stays down (no
   ``ip`` in util-linux): code cannot even talk to itself over TCP.
@@ -37,9 +37,9 @@ import subprocess
 
 from palaestra.sandbox._process import ProcessSandbox, python_executable
 
-# $1 new root (an empty host dir), $2 work dir, $3 scratch dir, $4 /tmp size; then the command.
+# $1 new root (an empty host dir), $2 work dir, $3 /tmp size; then the command.
 SETUP = r"""set -eu
-R=$1; W=$2; S=$3; T=$4; shift 4
+R=$1; W=$2; T=$3; shift 3
 P=$PATH; PATH=/usr/sbin:/usr/bin:/sbin:/bin
 CHROOT=$(command -v chroot)
 mount -t tmpfs -o mode=755,size=1m tmpfs "$R"
@@ -67,7 +67,6 @@ done
 ln -s /proc/self/fd "$R/dev/fd"
 ln -s /proc/self/fd/0 "$R/dev/stdin"; ln -s /proc/self/fd/1 "$R/dev/stdout"; ln -s /proc/self/fd/2 "$R/dev/stderr"
 mount -t tmpfs -o "mode=1777,size=$T,nosuid,nodev" tmpfs "$R/tmp"
-mkdir "$R/tmp/.palaestra"; mount --bind "$S" "$R/tmp/.palaestra"
 mount --bind "$W" "$R/work"
 mount -o remount,bind,ro "$R"
 PATH=$P exec "$CHROOT" "$R" /usr/bin/setpriv --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
@@ -112,9 +111,6 @@ class UnshareSandbox(ProcessSandbox):
     backend = "unshare"
     workdir = "/work"
 
-    def _scratch_inside(self) -> str:
-        return "/tmp/.palaestra"
-
     def _wrap(self, argv: list[str]) -> list[str]:
         root = self.host_workdir.parent / "root"
         root.mkdir(exist_ok=True)
@@ -125,7 +121,6 @@ class UnshareSandbox(ProcessSandbox):
             "sh",
             str(root),
             str(self.host_workdir),
-            str(self.host_scratch),
             tmp_size,
             *argv,
         ]
