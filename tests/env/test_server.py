@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from server_harness import RELEASE, ThreadServer, free_port
 
 from palaestra.env import (
     EnvError,
@@ -33,12 +32,10 @@ from palaestra.env import (
     make,
     register,
 )
-from palaestra.env.server import RemoteEnvironment, RemoteSnapshot, create_app
-from palaestra.env.server._serve import coalescing_protocol
+from palaestra.env.server import RemoteEnvironment, RemoteSnapshot
 
 TOY = "palaestra.env._toy:ToyEnv"
 FAULT = "test_server:fault_toy"  # importable in the subprocess with tests/env on PYTHONPATH
-_RELEASE = threading.Event()  # lets hung worker threads of in-process servers finish
 
 
 def fault_toy() -> ToyEnv:
@@ -46,7 +43,7 @@ def fault_toy() -> ToyEnv:
 
     def on_step(action: str) -> None:
         if action == "hang":
-            _RELEASE.wait(30)
+            RELEASE.wait(30)
         elif action == "slow":
             time.sleep(2)
         elif action == "crash":
@@ -70,47 +67,8 @@ def _toy_envs_registered() -> Iterator[None]:
     reg._REGISTRY.update(saved)  # pyright: ignore[reportPrivateUsage]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ThreadServer:
-    """uvicorn serving ``create_app(**kwargs)`` in a background thread."""
-
-    def __init__(self, keep_alive: float = 5, **kwargs: Any) -> None:
-        self.app = create_app(**kwargs)
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            self.app,
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-            http=coalescing_protocol(),
-            timeout_keep_alive=keep_alive,  # pyright: ignore[reportArgumentType]
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _RELEASE.set()
-        self.server.should_exit = True
-        self.thread.join(10)
-        _RELEASE.clear()
-
-
 def _start_subprocess(*args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
     cmd = [sys.executable, "-m", "palaestra.env.server", "--port", str(port)]
     cmd += ["--register", f"toy-v1={TOY}", "--register", f"toy-fault-v1={FAULT}", *args]
@@ -217,7 +175,7 @@ def test_snapshots_are_bounded_per_environment() -> None:
         with pytest.raises(EnvError, match="evicted"):
             env.restore(first)
         bad = httpx.post(f"{srv.url}/envs/{env.env_key}/restore", json={"snapshot_id": "99"})
-        assert bad.status_code == 400 and bad.json()["error"] == "bad_request"
+        assert bad.status_code == 404 and bad.json()["error"] == "snapshot_not_found"
         env.close()
 
 
@@ -317,7 +275,7 @@ def test_creating_past_max_envs_gets_503_with_retry_after() -> None:
         full = httpx.post(srv.url + "/envs", json={"env_id": "toy-v1"})
         assert full.status_code == 503 and full.json()["error"] == "server_full"
         assert int(full.headers["Retry-After"]) >= 1
-        assert "maximum of 2" in full.json()["message"]
+        assert "maximum of 2" in full.json()["detail"]
         with pytest.raises(EnvError, match="maximum of 2"):
             _remote(srv.url)
         a.close()
@@ -399,10 +357,10 @@ def test_caller_errors_map_to_the_local_exceptions(server: ThreadServer) -> None
 @pytest.mark.parametrize(
     ("method", "path", "body", "status"),
     [
-        ("POST", "/envs", b"{not json", 422),
+        ("POST", "/envs", b"{not json", 400),
         ("POST", "/envs", b'{"env_id": 3}', 422),
         ("POST", "/envs", b'{"env_id": "toy-v1", "max_episode_steps": -1}', 422),
-        ("POST", "/envs/KEY/step", b"{not json", 422),
+        ("POST", "/envs/KEY/step", b"{not json", 400),
         ("POST", "/envs/KEY/step", b'{"act": "inc"}', 422),
         ("POST", "/envs/KEY/step", b'{"action": 7}', 422),
         ("POST", "/envs/KEY/tasks", b'{"seed": -1}', 422),
@@ -438,7 +396,7 @@ def test_a_client_timeout_is_an_env_error(server: ThreadServer) -> None:
 
 def test_no_server_is_an_env_error() -> None:
     with pytest.raises(EnvError, match="lost the environment server"):
-        RemoteEnvironment(f"http://127.0.0.1:{_free_port()}", "toy-v1", timeout=2)
+        RemoteEnvironment(f"http://127.0.0.1:{free_port()}", "toy-v1", timeout=2)
 
 
 # ---- the standalone server (python -m), signal isolation, and a killed server ------------

@@ -6,6 +6,8 @@ from palaestra.env._registry import register
 
 
 def register_builtin() -> None:
+    # No built-in family has a client-settable constructor argument (EnvSpec.client_kwargs):
+    # code-v1's choose its sandbox and timeouts, which only a server's operator may set.
     register("shop-v1", "palaestra.env.families.shop:ShopEnv", max_episode_steps=30)
     register("house-v1", "palaestra.env.families.house:HouseEnv", max_episode_steps=50)
     register("toolqa-v1", "palaestra.env.families.toolqa:ToolQAEnv", max_episode_steps=20)

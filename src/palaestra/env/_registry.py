@@ -42,6 +42,12 @@ class EnvSpec:
     kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
     #: Where the registration came from (``"palaestra"`` or an entry point's package).
     source: str = "palaestra"
+    #: Constructor keyword arguments a remote client may set (``POST /envs`` of
+    #: ``palaestra serve-env``); the server refuses every other one. List only
+    #: arguments that change nothing on the server host — a generator knob, never a
+    #: sandbox, a URL, a path, a timeout or a resource limit (those are the operator's:
+    #: ``serve-env --env-kwargs``).
+    client_kwargs: frozenset[str] = frozenset()
 
     @property
     def family(self) -> str:
@@ -75,8 +81,14 @@ def register(
     kwargs: dict[str, Any] | None = None,
     override: bool = False,
     source: str = "palaestra",
+    client_kwargs: Iterable[str] = (),
 ) -> EnvSpec:
-    """Register an environment under a versioned id such as ``"shop-v1"`` or ``"acme/kitchen-v2"``."""
+    """Register an environment under a versioned id such as ``"shop-v1"`` or ``"acme/kitchen-v2"``.
+
+    ``kwargs`` are fixed constructor arguments; ``client_kwargs`` names the
+    constructor arguments that clients of the environment server may set
+    (see :attr:`EnvSpec.client_kwargs`; none by default).
+    """
     if not _ID_RE.match(id):
         raise ValueError(
             f"environment id {id!r} is not versioned: use lower-case 'name-vN' "
@@ -84,7 +96,11 @@ def register(
         )
     if isinstance(entry_point, str) and ":" not in entry_point:
         raise ValueError(f"entry_point {entry_point!r} must look like 'package.module:ClassName'")
-    spec = EnvSpec(id, entry_point, max_episode_steps, dict(kwargs or {}), source)
+    if isinstance(client_kwargs, str):
+        raise TypeError("client_kwargs takes a collection of argument names, not one str")
+    spec = EnvSpec(
+        id, entry_point, max_episode_steps, dict(kwargs or {}), source, frozenset(client_kwargs)
+    )
     old = _REGISTRY.get(id)
     if (
         old is not None

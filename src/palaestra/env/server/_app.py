@@ -11,39 +11,43 @@ what AgentGym leaves to the caller:
   :class:`RemoteEnvironment` is a drop-in :class:`Environment` that passes
   ``check_env``;
 - failures are typed, never a reward of 0: a dead, hung or crashing
-  environment gives an error response (502/504/500 with
-  ``{"error", "message"}``) that the client raises as ``EnvError``;
+  environment gives an error response (502/504/500) that the client raises
+  as ``EnvError``;
+- one error shape, ``{"error": code, "detail": text}`` (``ErrorResponse``),
+  on every route and status, 400/404/405/413/422 included, as
+  ``/openapi.json`` says; no error costs the client its keep-alive connection;
 - operational bounds: per-request timeout (the env is then marked broken),
   idle environments reaped, a cap on live environments (503 + Retry-After),
-  optional bearer token, one request at a time per environment.
+  a cap on request bodies (413), optional bearer token, one request at a
+  time per environment.
 
-Speed: the per-step requests, ``POST /envs/{key}/step`` and ``/reset``, are
-answered by a small ASGI middleware that skips FastAPI's routing and
-dependency resolution (a third of the server's CPU per request on the 2-core
-reference machine); it calls the same :class:`EnvManager` methods, and
-anything it does not handle itself (a bad token, a malformed body) falls
-through to the FastAPI routes, so both paths answer identically. The routes
-stay the documented ones in ``/openapi.json``.
+Trust: clients choose among registered environments, tasks and actions,
+never what the server host does. ``POST /envs`` refuses constructor
+arguments the environment's spec does not list as client-settable
+(:attr:`EnvSpec.client_kwargs`) with 403; sandboxes, URLs, paths and
+timeouts are the operator's (``env_kwargs``, ``serve-env --env-kwargs``).
+
+What every request passes first (body cap, JSON check, the fast path for
+``step``/``reset``, the last-resort 500) is in ``_front.py``.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from pydantic import ValidationError
-
 from palaestra.env._core import Observation, Task
 from palaestra.env.server._exec import Isolation
-from palaestra.env.server._manager import ApiError, EnvManager, dump
+from palaestra.env.server._front import Front, error_body, token_ok
+from palaestra.env.server._manager import ApiError, EnvKwargs, EnvManager, dump
 from palaestra.env.server._models import (
     Actions,
     Closed,
     CreateEnv,
     EnvCreated,
     EnvInfo,
+    ErrorCode,
     ErrorResponse,
     ExpertAction,
     Health,
@@ -60,24 +64,27 @@ from palaestra.env.server._models import (
 
 try:
     from fastapi import APIRouter, Depends, FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import Response
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from starlette.exceptions import HTTPException
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError(
         "the environment server needs FastAPI and uvicorn; install them with:\n"
         'pip install "palaestra[web]"'
     ) from e
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 _JSON = "application/json"
+#: Documented on every operation: any of them can answer these (400 and 413 from
+#: ``_front.py``, 405 for another method, 500 for a server bug ...).
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 410, 500, 502, 503, 504)
+    code: {"model": ErrorResponse}
+    for code in (400, 401, 403, 404, 405, 409, 410, 413, 422, 500, 502, 503, 504)
 }
+_HTTP_CODES: dict[int, ErrorCode] = {404: "not_found", 405: "method_not_allowed"}
+
+#: The default cap on request bodies (``serve-env --max-body-bytes``).
+MAX_BODY_BYTES = 1 << 20
 
 
 # Module level, not inside create_app: FastAPI resolves these postponed
@@ -90,14 +97,14 @@ def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None)
     return Response(content=body, status_code=status, media_type=_JSON, headers=headers)
 
 
-def _error_body(e: ApiError) -> bytes:
-    return dump(ErrorResponse(error=e.code, message=e.message))
-
-
-def _token_ok(expected: bytes, header: bytes | None) -> bool:
-    if header is None or header[:7].lower() != b"bearer ":
-        return False
-    return hmac.compare_digest(header[7:].strip(), expected)
+def _validation_detail(e: RequestValidationError) -> str:
+    parts: list[str] = []
+    for err in e.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        if len(loc) > 1 and loc[0] == "body":
+            loc = loc[1:]
+        parts.append(f"{'.'.join(loc) or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
 
 
 def create_app(
@@ -108,6 +115,8 @@ def create_app(
     *,
     max_snapshots: int = 1024,
     isolation: Isolation = "auto",
+    env_kwargs: EnvKwargs | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """Build the environment server app.
 
@@ -121,13 +130,19 @@ def create_app(
     ``"signal"`` (on the event loop, SIGALRM at the deadline; Unix, main
     thread), ``"thread"`` (a worker thread per environment), ``"none"`` (no
     timeout), or ``"auto"``: signal where possible, else thread (see ``_exec.py``).
+    ``env_kwargs``: the operator's constructor arguments per environment id (a
+    sandbox, a URL, a path ...); clients may set only an environment's
+    ``client_kwargs``. ``max_body_bytes``: longer request bodies get 413.
     """
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
     manager = EnvManager(
         max_envs=max_envs,
         idle_timeout=idle_timeout,
         request_timeout=request_timeout,
         max_snapshots=max_snapshots,
         isolation=isolation,
+        env_kwargs=env_kwargs,
     )
 
     @asynccontextmanager
@@ -141,6 +156,7 @@ def create_app(
         summary="Palaestra environments over HTTP (AgentGym-style).",
         version="1",
         lifespan=lifespan,
+        responses=_ERRORS,
     )
     app.state.manager = manager
 
@@ -150,7 +166,7 @@ def create_app(
 
         async def check_token(credentials: _Credentials) -> None:
             given = f"Bearer {credentials.credentials}".encode() if credentials else None
-            if not _token_ok(expected, given):
+            if not token_ok(expected, given):
                 raise ApiError(
                     401,
                     "unauthorized",
@@ -164,12 +180,23 @@ def create_app(
     @app.exception_handler(ApiError)
     async def api_error(_: Request, e: Exception) -> Response:
         assert isinstance(e, ApiError)
-        return _json(_error_body(e), e.status, e.headers)
+        return _json(error_body(e), e.status, e.headers)
 
-    @app.exception_handler(Exception)
-    async def internal_error(_: Request, e: Exception) -> Response:
-        err = ApiError(500, "internal", f"server error: {type(e).__name__}: {e}")
-        return _json(_error_body(err), 500)
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, e: Exception) -> Response:
+        assert isinstance(e, RequestValidationError)
+        err = ApiError(422, "invalid_request", _validation_detail(e))
+        return _json(error_body(err), 422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, e: Exception) -> Response:
+        assert isinstance(e, HTTPException)
+        code = _HTTP_CODES.get(e.status_code, "bad_request" if e.status_code < 500 else "internal")
+        headers = dict(e.headers) if e.headers else None  # a 405 carries Allow
+        err = ApiError(e.status_code, code, str(e.detail))
+        return _json(error_body(err), e.status_code, headers)
+
+    # A bug anywhere else becomes a 500 in Front (_front.py), which keeps the connection.
 
     @app.get("/health", response_model=Health, tags=["server"])
     async def health() -> Response:
@@ -177,7 +204,7 @@ def create_app(
         body = Health(live_envs=manager.live_count, max_envs=max_envs, auth=expected is not None)
         return _json(dump(body))
 
-    r = APIRouter(dependencies=dependencies, responses=_ERRORS)
+    r = APIRouter(dependencies=dependencies)
 
     @r.get("/envs", response_model=list[RegisteredEnv], tags=["registry"])
     async def list_envs() -> list[RegisteredEnv]:
@@ -244,80 +271,5 @@ def create_app(
         return _json(dump(Closed()))
 
     app.include_router(r)
-    app.add_middleware(_FastPath, manager=manager, token=expected)
+    app.add_middleware(Front, manager=manager, token=expected, max_body_bytes=max_body_bytes)
     return app
-
-
-def _fast_step(manager: EnvManager, key: str, body: bytes) -> Awaitable[Observation]:
-    req = Step.model_validate_json(body)  # parse first: a ValidationError here means 422
-    return manager.step(key, req.action, req.include_actions)
-
-
-def _fast_reset(manager: EnvManager, key: str, body: bytes) -> Awaitable[Observation]:
-    req = Reset.model_validate_json(body)
-    return manager.reset(key, req.task, req.include_actions)
-
-
-#: The per-step requests of an episode: the ones worth a path around FastAPI.
-_FAST_ROUTES = {"step": _fast_step, "reset": _fast_reset}
-
-
-class _FastPath:
-    """Answers ``POST /envs/{key}/step`` and ``/reset`` without FastAPI's routing.
-
-    See the module docstring. Whatever it does not handle itself (another
-    path, a bad token, a malformed body) goes to the FastAPI app unchanged.
-    """
-
-    def __init__(self, app: ASGIApp, manager: EnvManager, token: bytes | None) -> None:
-        self.app = app
-        self.manager = manager
-        self.token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] != "POST" or not path.startswith("/envs/"):
-            return await self.app(scope, receive, send)
-        key, _, op = path[6:].partition("/")
-        route = _FAST_ROUTES.get(op)
-        if route is None or not key or (self.token is not None and not self._authorised(scope)):
-            return await self.app(scope, receive, send)  # the routes answer 404 / 401
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        try:
-            call = route(self.manager, key, body)
-        except ValidationError:
-            return await self.app(scope, _replay(body), send)  # the route answers 422
-        status, headers = 200, [(b"content-type", b"application/json")]
-        try:
-            out = dump(await call)
-        except ApiError as e:
-            status, out = e.status, _error_body(e)
-            headers += [(k.lower().encode(), v.encode()) for k, v in e.headers.items()]
-        headers.append((b"content-length", str(len(out)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": out})
-
-    def _authorised(self, scope: Scope) -> bool:
-        assert self.token is not None
-        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        return _token_ok(self.token, header)
-
-
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive

@@ -8,8 +8,10 @@ error classes, never onto rewards:
 - no connection, a dropped connection, a timeout, any 5xx, an environment
   that was reaped or deleted (404) → :class:`EnvError` with the server's
   message — an error outcome, distinguishable from a failed episode;
-- 409 → :class:`ResetNeeded`; 400 and 422 → ``ValueError``; an unknown
-  environment id → ``KeyError`` (what ``make`` raises locally).
+- 409 → :class:`ResetNeeded`; a request the caller got wrong (400, 422, 413,
+  a constructor argument the server refuses with 403, an unknown snapshot)
+  → ``ValueError``; an unknown environment id → ``KeyError`` (what ``make``
+  raises locally).
 
 Transport: one keep-alive HTTP/1.1 connection from the standard library's
 ``http.client``. We measured httpx at about 2.5x the client CPU per request
@@ -148,6 +150,19 @@ class _Http:
             return response.status, data
 
 
+#: Error codes of a request the caller got wrong: raised as ValueError, like ``make`` would.
+_CALLER_ERRORS = frozenset(
+    {
+        "bad_request",
+        "invalid_json",
+        "invalid_request",
+        "forbidden",
+        "payload_too_large",
+        "snapshot_not_found",
+    }
+)
+
+
 def _raise_for(status: int, data: bytes, where: str, base_url: str) -> NoReturn:
     payload: Any = None
     with contextlib.suppress(ValueError):
@@ -156,15 +171,16 @@ def _raise_for(status: int, data: bytes, where: str, base_url: str) -> NoReturn:
     message = data.decode(errors="replace")[:500]
     if isinstance(payload, dict):
         code = payload.get("error")
-        if "message" in payload:
-            message = str(payload["message"])
-        elif "detail" in payload:  # FastAPI's own errors (422 validation, unknown route)
-            message = json.dumps(payload["detail"])[:1000]
+        detail = payload.get("detail", payload.get("message"))  # "message": older servers
+        if isinstance(detail, str):
+            message = detail
+        elif detail is not None:  # FastAPI's own shape (older servers)
+            message = json.dumps(detail)[:1000]
     if code == "reset_needed" or status == 409:
         raise ResetNeeded(message)
     if code == "unknown_env_id":
         raise KeyError(message)
-    if code == "bad_request" or status in (400, 422):
+    if code in _CALLER_ERRORS or status in (400, 403, 413, 422):
         raise ValueError(f"{where}: {message}")
     if code == "env_not_found":
         raise EnvError(f"{where}: the environment is gone from {base_url}: {message}")
@@ -176,7 +192,10 @@ class RemoteEnvironment(Environment):
 
     ``RemoteEnvironment("http://127.0.0.1:8000", "shop-v1")`` creates the
     environment on the server (as ``make("shop-v1", **make_kwargs)`` would)
-    and deletes it on :meth:`close`. ``token`` defaults to the
+    and deletes it on :meth:`close`. The server accepts only the
+    ``make_kwargs`` the environment declares client-settable (``GET /envs``
+    lists them) and raises ``ValueError`` for others: sandboxes, URLs and
+    paths are the server operator's settings. ``token`` defaults to the
     ``PALAESTRA_ENV_TOKEN`` environment variable. ``timeout`` (seconds) should
     exceed the server's request timeout, so a hung environment is reported by
     the server (504) rather than by a client timeout; both raise ``EnvError``.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import threading
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 
 from palaestra.env._core import EnvError, Environment, Observation, ResetNeeded, Task
 from palaestra.env._registry import make, registry, spec
@@ -48,6 +49,10 @@ log = logging.getLogger("palaestra.env.server")
 T = TypeVar("T")
 
 _REAPED_MEMORY = 4096  # how many closed keys we remember, for a precise 404 message
+_SNAPSHOT_ID = re.compile(r"0|[1-9][0-9]{0,17}")  # what snapshot() issues: str(n), ASCII
+
+#: Server-side constructor arguments, by environment id (``serve-env --env-kwargs``).
+EnvKwargs = Mapping[str, Mapping[str, JsonValue]]
 
 
 class ApiError(Exception):
@@ -107,7 +112,10 @@ class EnvManager:
         request_timeout: float = 30.0,
         max_snapshots: int = 1024,
         isolation: Isolation = "auto",
+        env_kwargs: EnvKwargs | None = None,
     ) -> None:
+        """``env_kwargs``: the operator's constructor arguments per environment id, applied
+        to every environment of that id (clients may override only client-settable ones)."""
         if max_envs < 1:
             raise ValueError(f"max_envs must be >= 1, got {max_envs}")
         if idle_timeout <= 0 or request_timeout <= 0:
@@ -119,6 +127,13 @@ class EnvManager:
         self.request_timeout = request_timeout
         self.max_snapshots = max_snapshots
         self.isolation: Isolation = isolation
+        self.env_kwargs: dict[str, dict[str, JsonValue]] = {}
+        for env_id, kwargs in (env_kwargs or {}).items():
+            try:
+                spec(env_id)
+            except KeyError as e:
+                raise ValueError(f"server-side env kwargs: {e.args[0]}") from None
+            self.env_kwargs[env_id] = dict(kwargs)
         self._mode: Mode | None = None
         self._timer: SignalTimer | None = None
         self._live: dict[str, _Live] = {}
@@ -199,6 +214,21 @@ class EnvManager:
         return int(min(max(soonest, 1), 60))
 
     async def create(self, req: CreateEnv) -> EnvCreated:
+        try:
+            s = spec(req.env_id)
+        except KeyError as e:
+            raise ApiError(404, "unknown_env_id", str(e.args[0])) from None
+        refused = sorted(set(req.kwargs) - s.client_kwargs)
+        if refused:
+            allowed = ", ".join(sorted(s.client_kwargs)) or "none"
+            raise ApiError(
+                403,
+                "forbidden",
+                f"{req.env_id} does not let clients set {', '.join(map(repr, refused))}: "
+                "constructor arguments are server-side settings, chosen by the server's "
+                f"operator (palaestra serve-env --env-kwargs '{req.env_id}={{...}}'); "
+                f"client-settable here: {allowed}",
+            )
         if len(self._live) + self._pending >= self.max_envs:
             wait = self._retry_after()
             raise ApiError(
@@ -209,10 +239,7 @@ class EnvManager:
                 f"(environments idle for {self.idle_timeout:g} s are reaped)",
                 {"Retry-After": str(wait)},
             )
-        try:
-            spec(req.env_id)
-        except KeyError as e:
-            raise ApiError(404, "unknown_env_id", str(e.args[0])) from None
+        kwargs = {**self.env_kwargs.get(req.env_id, {}), **req.kwargs}
         key = secrets.token_hex(8)
         worker = Worker(f"env-{key}") if self.mode == "thread" else None
 
@@ -222,7 +249,7 @@ class EnvManager:
                 max_episode_steps=req.max_episode_steps,
                 perturbations=req.perturbations,
                 perturbation_seed=req.perturbation_seed,
-                **req.kwargs,
+                **kwargs,
             )
             return env, EnvCreated(
                 env_key=key,
@@ -351,6 +378,7 @@ class EnvManager:
                         description=str(description),
                         max_episode_steps=s.max_episode_steps,
                         source=s.source,
+                        client_kwargs=sorted(s.client_kwargs),
                     )
                 )
             return out
@@ -441,8 +469,8 @@ class EnvManager:
         live = self.get(key)
         snap = live.snapshots.get(snapshot_id)
         if snap is None:
-            known = snapshot_id.isdigit() and int(snapshot_id) < live.next_snapshot
-            if known:
+            issued = _SNAPSHOT_ID.fullmatch(snapshot_id) and int(snapshot_id) < live.next_snapshot
+            if issued:
                 raise ApiError(
                     410,
                     "snapshot_evicted",
@@ -450,7 +478,7 @@ class EnvManager:
                     f"{self.max_snapshots} most recently used snapshots per environment",
                 )
             raise ApiError(
-                400, "bad_request", f"no snapshot {snapshot_id!r} of environment {key!r}"
+                404, "snapshot_not_found", f"no snapshot {snapshot_id!r} of environment {key!r}"
             )
         live.snapshots.move_to_end(snapshot_id)  # least recently *used* goes first
 

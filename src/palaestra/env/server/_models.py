@@ -18,8 +18,15 @@ from palaestra.env._wrappers import Perturbation
 #: Machine-readable error codes; the client maps each to an exception type.
 ErrorCode = Literal[
     "bad_request",  # the request names an impossible thing (bad task, foreign snapshot): ValueError
+    "invalid_json",  # 400: the body is not UTF-8 JSON with finite numbers: ValueError
+    "invalid_request",  # 422: the JSON does not fit the route's schema: ValueError
+    "forbidden",  # 403: a constructor argument the environment does not let clients set: ValueError
+    "payload_too_large",  # 413: the body is over the server's --max-body-bytes: ValueError
+    "not_found",  # 404: no such route
+    "method_not_allowed",  # 405: the route exists, not with this method
     "unknown_env_id",  # no environment registered under this id: KeyError
     "env_not_found",  # no live environment under this key (closed, reaped, never made): EnvError
+    "snapshot_not_found",  # 404: this environment never issued that snapshot id: ValueError
     "reset_needed",  # step before reset / after the end: ResetNeeded
     "env_error",  # the environment raised: EnvError
     "env_broken",  # an earlier call on this env timed out; it is unusable: EnvError
@@ -32,10 +39,10 @@ ErrorCode = Literal[
 
 
 class ErrorResponse(BaseModel):
-    """Body of every error response (validation errors keep FastAPI's ``detail`` shape)."""
+    """Body of every error response, on every route and status (400 to 504)."""
 
-    error: ErrorCode
-    message: str
+    error: ErrorCode = Field(description="Machine-readable code; see ErrorCode in _models.py.")
+    detail: str = Field(description="What went wrong, for a person (names the offending field).")
 
 
 class Health(BaseModel):
@@ -50,6 +57,10 @@ class RegisteredEnv(BaseModel):
     description: str
     max_episode_steps: int | None
     source: str
+    client_kwargs: list[str] = Field(
+        description="Constructor arguments a client may set in POST /envs; all others are the "
+        "server operator's (serve-env --env-kwargs)."
+    )
 
 
 class CreateEnv(BaseModel):
@@ -59,7 +70,9 @@ class CreateEnv(BaseModel):
 
     env_id: str = Field(description="Registered id, e.g. 'shop-v1'.")
     kwargs: dict[str, JsonValue] = Field(
-        default_factory=dict, description="Constructor keyword arguments."
+        default_factory=dict,
+        description="Constructor keyword arguments; only those the environment declares "
+        "client-settable (GET /envs: client_kwargs), else 403.",
     )
     max_episode_steps: int | None = Field(
         default=None, ge=0, description="Override the registered step limit (0 disables it)."

@@ -1,5 +1,10 @@
 """Run the environment server with uvicorn (used by ``palaestra serve-env`` and ``python -m``).
 
+Besides starting uvicorn, this is where the operator's choices are checked:
+the server will not listen beyond loopback without a token unless told
+``insecure=True`` (:func:`check_bind`), and ``--env-kwargs ID=JSON`` strings
+become the server-side constructor arguments (:func:`parse_env_kwargs`).
+
 One tuning beyond uvicorn's defaults: uvicorn writes a response's headers
 and its body with two ``transport.write`` calls, i.e. two TCP segments on a
 ``TCP_NODELAY`` socket, so every small response costs two ``send`` syscalls
@@ -13,9 +18,13 @@ change so the wrapper cannot be built, we fall back to the stock protocol.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
+
+from pydantic import JsonValue
 
 from palaestra.env._registry import register
 from palaestra.env.server._exec import Isolation
@@ -35,6 +44,49 @@ def register_from_specs(specs: Sequence[str]) -> list[str]:
         register(env_id.strip(), entry_point.strip(), override=True, source="serve-env --register")
         ids.append(env_id.strip())
     return ids
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # another host name: it may resolve to anything
+        return False
+
+
+def check_bind(host: str, token: str | None, insecure: bool) -> None:
+    """Refuse to serve beyond loopback without a token, unless the operator said ``insecure``."""
+    if token or insecure or is_loopback(host):
+        return
+    raise ValueError(
+        f"refusing to listen on {host or 'all interfaces'!r} without a token: anyone who can "
+        "reach the port could create environments and run episodes as this user (for "
+        "code-v1, run code in its sandbox). Pass --token (or set PALAESTRA_ENV_TOKEN) and "
+        "give it to your clients, or --insecure if everyone on this network is trusted."
+    )
+
+
+def parse_env_kwargs(items: Sequence[str]) -> dict[str, dict[str, JsonValue]]:
+    """``["code-v1={\"sandbox\": \"bubblewrap\"}", ...]`` → ``{"code-v1": {...}}``."""
+    out: dict[str, dict[str, JsonValue]] = {}
+    for item in items:
+        env_id, sep, raw = item.partition("=")
+        env_id = env_id.strip()
+        if not sep or not env_id:
+            raise ValueError(
+                f'--env-kwargs takes ID=JSON (e.g. code-v1=\'{{"sandbox": "bubblewrap"}}\'), '
+                f"got {item!r}"
+            )
+        try:
+            value = json.loads(raw)
+        except ValueError as e:
+            raise ValueError(f"--env-kwargs {env_id}: not valid JSON ({e}): {raw!r}") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"--env-kwargs {env_id}: needs a JSON object, got {raw!r}")
+        out.setdefault(env_id, {}).update(value)  # pyright: ignore[reportUnknownArgumentType]
+    return out
 
 
 class _CoalescingTransport:
@@ -94,17 +146,27 @@ def serve(
     request_timeout: float = 30,
     register_specs: Sequence[str] = (),
     isolation: Isolation = "auto",
+    env_kwargs: Sequence[str] = (),
+    max_body_bytes: int | None = None,
+    insecure: bool = False,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
-    """Serve the registered environments over HTTP until interrupted."""
+    """Serve the registered environments over HTTP until interrupted.
+
+    ``env_kwargs``: ``ID=JSON`` strings, the server-side constructor arguments
+    of environment ``ID``. ``insecure``: allow a non-loopback ``host`` without
+    a ``token`` (see :func:`check_bind`). Invalid settings raise ``ValueError``
+    before anything listens.
+    """
+    check_bind(host, token, insecure)
     try:
         import uvicorn
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError(
             'the environment server needs uvicorn; install it with:\npip install "palaestra[web]"'
         ) from e
-    from palaestra.env.server._app import create_app
+    from palaestra.env.server._app import MAX_BODY_BYTES, create_app
 
     register_from_specs(register_specs)
     app = create_app(
@@ -113,7 +175,13 @@ def serve(
         idle_timeout=idle_timeout,
         request_timeout=request_timeout,
         isolation=isolation,
+        env_kwargs=parse_env_kwargs(env_kwargs),
+        max_body_bytes=MAX_BODY_BYTES if max_body_bytes is None else max_body_bytes,
     )
+    if insecure and not token and not is_loopback(host):
+        log.warning(
+            "serving on %s with no token (--insecure): anyone who can reach it can use it", host
+        )
     uvicorn.run(
         app,
         host=host,
