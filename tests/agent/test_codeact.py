@@ -174,6 +174,29 @@ def test_a_killed_interpreter_is_an_error_outcome(sandboxed: None) -> None:
     assert ep.error is not None and ep.error.type == "SandboxUnavailable"
 
 
+def test_a_timed_out_cell_is_an_observation_and_the_episode_is_scored(sandboxed: None) -> None:
+    # Regression: the interpreter restarted after a timeout was tied to the cell's short-lived
+    # thread and died with it, so the next cell raised SandboxUnavailable (outcome "error").
+    env_id = "house-v1"
+    task = tasks(env_id, "test", n=1)[0]
+    probe = make(env_id)
+    probe.reset(task)
+    actions: list[str] = []
+    while True:
+        actions.append(probe.expert())
+        if probe.step(actions[-1]).done:
+            break
+    replies = ["```python\nwhile True:\n    pass\n```"]
+    replies += [f"```python\nact({a!r})\n```" for a in actions]
+    model = ScriptedModel(replies)
+    agent = CodeActAgent(exec_timeout=0.5)
+    engine = RolloutEngine(agent, lambda: make(env_id), model, max_retries=0)
+    [ep] = engine.run([task])
+    assert ep.outcome == "success", ep.error
+    assert "timed out" in ep.steps[0].observation and ep.steps[0].action is None
+    assert [s.action for s in ep.steps[1:]] == actions
+
+
 def test_the_expert_double_solves_code_v1_in_two_turns(sandboxed: None) -> None:
     env = make("code-v1")
     task = env.make_task(2, "heldout", "hard")

@@ -44,7 +44,7 @@ class ModeModel(Model):
         out: list[Completion] = []
         for conv in prompts:
             self.purposes.append(config.temperature)
-            if conv[-1].content == VALUE_PROMPT:
+            if conv[-1].content.endswith(VALUE_PROMPT):
                 text = self.value_reply
             elif config.temperature == 0:
                 text = "Thought: down\nAction: dec"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import threading
 import time
-from collections import namedtuple
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from _sandbox_helpers import backend_params, marked_processes, open_started
@@ -174,7 +176,9 @@ def test_killed_interpreter_is_sandbox_unavailable(sandbox: Sandbox) -> None:
         ]
         assert pids
         for p in pids:
-            os.kill(p, signal.SIGKILL)
+            # a process may already have died with its parent (bubblewrap's --die-with-parent)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
     time.sleep(0.1)
     assert not sandbox.healthy()
     with pytest.raises(SandboxUnavailable, match="died"):
@@ -195,8 +199,12 @@ def test_deleted_workdir_is_sandbox_unavailable(sandbox: Sandbox) -> None:
 def test_full_disk_is_sandbox_unavailable(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10, 10, 0))
+    class Usage(NamedTuple):
+        total: int
+        used: int
+        free: int
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10, 10, 0))  # pyright: ignore[reportUnknownLambdaType]
     with pytest.raises(SandboxUnavailable, match="full"):
         sandbox.exec("true")
 
@@ -241,8 +249,9 @@ def test_unsafe_local_needs_the_flag_and_auto_never_picks_it(
         open_sandbox("docker")
     from palaestra.sandbox import _open
 
-    monkeypatch.setitem(_open._PROBLEMS, "bubblewrap", lambda: "bwrap is not installed")
-    monkeypatch.setitem(_open._PROBLEMS, "unshare", lambda: "no user namespaces")
+    problems = _open._PROBLEMS  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setitem(problems, "bubblewrap", lambda: "bwrap is not installed")
+    monkeypatch.setitem(problems, "unshare", lambda: "no user namespaces")
     with pytest.raises(NoSandboxBackend, match="apt-get install bubblewrap"):
         open_sandbox()
 
@@ -321,3 +330,37 @@ def test_read_file_checks_what_it_opened(sandbox: Sandbox) -> None:
         os.chown(other, 12345, 12345)
         with pytest.raises(PermissionError, match="owned by uid 12345"):
             sandbox.read_file("other-owner.txt")
+
+
+@pytest.mark.parametrize("sandbox", ALL, indirect=True)
+def test_timeout_in_a_short_lived_thread_leaves_a_live_interpreter(sandbox: Sandbox) -> None:
+    # The restart after a timeout happens on the caller's thread; the interpreter must not be
+    # tied to that thread's life (the parent-death signal fires when the *thread* ends).
+    results: list[object] = []
+
+    def cell() -> None:
+        results.append(sandbox.python("while True:\n    pass", timeout=0.3))
+
+    for _ in range(2):  # a relaunch from a relaunched sandbox's thread, too
+        worker = threading.Thread(target=cell)
+        worker.start()
+        worker.join()
+        time.sleep(0.3)  # let a parent-death signal land, if one was armed
+        assert sandbox.healthy()
+        assert sandbox.python("1 + 1").stdout == "2\n"
+    assert all(getattr(r, "timed_out", False) for r in results)
+
+
+def test_sandbox_started_in_a_short_lived_thread_outlives_it() -> None:
+    boxes: list[Sandbox] = []
+    worker = threading.Thread(target=lambda: boxes.append(open_started("unsafe-local")))
+    worker.start()
+    worker.join()
+    (sb,) = boxes
+    try:
+        time.sleep(0.3)
+        assert sb.healthy()
+        assert sb.python("1 + 1").stdout == "2\n"
+    finally:
+        sb.close()
+    assert not any(t.name.endswith("-launcher") and t.is_alive() for t in threading.enumerate())

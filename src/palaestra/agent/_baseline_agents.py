@@ -5,6 +5,10 @@ model's do and feed the same data builders: the expert's conversations are
 supervised fine-tuning demonstrations (AgentTuning / AgentEvol's behavioural
 cloning data). The expert's thought is a fixed template — the oracle has a
 plan, not prose; builders that want richer thoughts can rewrite them.
+
+No model runs, so no tokens are spent: their steps and episodes count 0
+prompt and 0 completion tokens (the engine counts an episode's tokens from
+model replies only, and a step must agree with its episode).
 """
 
 from __future__ import annotations
@@ -17,14 +21,9 @@ from palaestra.env import Environment
 from palaestra.model import ChatMessage, Completion
 
 
-def _reply(text: str) -> Completion:
-    return Completion(
-        text=text,
-        finish_reason="stop",
-        prompt_tokens=0,
-        completion_tokens=len(text.split()),
-        estimated_tokens=True,
-    )
+def no_model_reply(text: str) -> Completion:
+    """The reply of an agent that runs no model: no tokens spent (see the module docstring)."""
+    return Completion(text=text, finish_reason="stop", prompt_tokens=0, completion_tokens=0)
 
 
 class ExpertAgent(ReactAgent):
@@ -39,8 +38,8 @@ class ExpertAgent(ReactAgent):
     ) -> Generator[ModelCall, Completion | None, Completion]:
         action = env.expert()
         if self.prompt == "act":
-            return _reply(f"Action: {action}")
-        return _reply(f"Thought: {self.thought.format(action=action)}\nAction: {action}")
+            return no_model_reply(f"Action: {action}")
+        return no_model_reply(f"Thought: {self.thought.format(action=action)}\nAction: {action}")
         yield  # pragma: no cover - makes this a generator that never asks the model
 
 
@@ -55,5 +54,5 @@ class RandomAgent(ReactAgent):
     ) -> Generator[ModelCall, Completion | None, Completion]:
         actions = env.available_actions()
         action = ctx.rng.choice(actions) if actions else "look"
-        return _reply(f"Thought: I will try something.\nAction: {action}")
+        return no_model_reply(f"Thought: I will try something.\nAction: {action}")
         yield  # pragma: no cover

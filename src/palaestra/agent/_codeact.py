@@ -60,6 +60,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from palaestra.agent._baseline_agents import no_model_reply
 from palaestra.agent._core import Agent, AgentLoop, EpisodeEnd, ModelCall, for_attempt
 from palaestra.agent._prompts import TokenCounter, estimate_tokens, fit_history, template
 from palaestra.agent._react import EpisodeContext
@@ -535,14 +536,7 @@ class CodeActExpertAgent(CodeActAgent):
     def decide(
         self, env: Environment, messages: list[ChatMessage], ctx: EpisodeContext
     ) -> Generator[ModelCall, Completion | None, Completion]:
-        text = expert_code_reply(env)
-        return Completion(
-            text=text,
-            finish_reason="stop",
-            prompt_tokens=0,
-            completion_tokens=len(text.split()),
-            estimated_tokens=True,
-        )
+        return no_model_reply(expert_code_reply(env))
         yield  # pragma: no cover - a generator that never asks the model
 
 

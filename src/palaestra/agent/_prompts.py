@@ -10,6 +10,12 @@ message (the task's first observation, which holds the instruction) are
 always kept; then as many of the most recent (assistant, user) turn pairs as
 fit in the token budget, newest first; a note "[k earlier turns omitted]" is
 appended to the first user message so the model knows history was cut.
+
+Every request alternates roles (an optional system message, then user,
+assistant, user, ..., ending on user): chat templates that enforce it
+(Llama-2's, Mistral's, Gemma's) reject anything else. An extra instruction
+after an observation goes through :func:`then_ask`, which joins it to that
+observation rather than adding a second user message.
 """
 
 from __future__ import annotations
@@ -65,3 +71,12 @@ def fit_history(
         )
         head = [head[0], head[1].model_copy(update={"content": head[1].content + note})]
     return head + kept
+
+
+def then_ask(messages: list[ChatMessage], text: str) -> list[ChatMessage]:
+    """``messages`` followed by the user message ``text``, keeping roles alternating: joined to
+    the last message when that is a user one already (an observation). Returns a new list."""
+    if messages and messages[-1].role == "user":
+        last = messages[-1]
+        return [*messages[:-1], last.model_copy(update={"content": f"{last.content}\n\n{text}"})]
+    return [*messages, ChatMessage(role="user", content=text)]

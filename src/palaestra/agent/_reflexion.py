@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from palaestra.agent._core import AgentLoop, ModelCall, for_attempt
-from palaestra.agent._prompts import template
+from palaestra.agent._prompts import template, then_ask
 from palaestra.agent._react import ReactAgent
 from palaestra.env import Environment, Task
-from palaestra.model import ChatMessage, Completion, GenerationConfig
+from palaestra.model import Completion, GenerationConfig
 from palaestra.trajectory import Episode
 
 
@@ -52,10 +52,8 @@ class ReflexionAgent(ReactAgent):
     def run(self, env: Environment, task: Task, attempt: int = 0) -> AgentLoop:
         end = yield from super().run(env, task, attempt)
         if end.outcome in ("failure", "limit"):
-            prompt = [
-                *end.messages,
-                ChatMessage(role="user", content=template("reflexion_reflect")),
-            ]
+            # The conversation ends on an observation: the request is joined to it.
+            prompt = then_ask(end.messages, template("reflexion_reflect"))
             config = for_attempt(self.reflect_config, attempt)
             reply = yield ModelCall(prompt, config, purpose="reflect")
             if not isinstance(reply, Completion):

@@ -34,6 +34,11 @@ successful (expert) trajectory at a random step — a valid but wrong action,
 an impossible one, a malformed reply, or a repeat — records the environment's
 real feedback, and lets the oracle correct and finish. This is the data of
 the experiment in FACTS.md that raised recovery after a wrong action.
+
+Replays run under the wrappers the episode ran under (:func:`replay_env`):
+the run's ``perturbations`` (``palaestra rollout --perturb``) or, for an eval
+run of a perturbed suite, the ones the task itself carries (``Task.params``,
+see :mod:`palaestra.eval._suites`), with their seed.
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ from palaestra.data._common import (
     to_dataset,
     tokenizer_name,
 )
-from palaestra.env import Environment, Observation, make
+from palaestra.env import Environment, Observation, Perturbation, Task, make
+from palaestra.eval._suites import split_perturbation
 from palaestra.model import ChatMessage, GenerationConfig, Model
 from palaestra.trajectory import Episode, Step
 
@@ -188,6 +194,24 @@ def _finish(
     return "not_solved"
 
 
+def replay_env(task: Task, perturbations: Sequence[Perturbation] = ()) -> tuple[Environment, Task]:
+    """The environment ``task``'s episode ran on, and the task to reset it with.
+
+    A perturbed suite task plays its plain task under the perturbations its
+    params carry (exactly as :class:`~palaestra.eval.SuiteEnv` does); a plain
+    task plays under the run's ``perturbations``.
+    """
+    plain, carried, seed = split_perturbation(task)
+    if carried and perturbations and set(carried) != set(perturbations):
+        raise ValueError(
+            f"task {task.task_id} carries perturbations {list(carried)} but its run was "
+            f"configured with {list(perturbations)}"
+        )
+    perts = list(carried or perturbations)
+    env = make(task.env_id, perturbations=perts or None, perturbation_seed=seed)
+    return env, plain
+
+
 def _replay_step(env: Environment, step: Step) -> Observation | None:
     """Re-apply a stored step; None when the environment answers differently (not replayable)."""
     if step.action is None:
@@ -203,7 +227,7 @@ def refine_episode(
     types: Sequence[ErrorType] = ERROR_TYPES,
     max_errors: int = 1,
     continuation: Literal["expert", "teacher"] = "expert",
-    perturbations: Sequence[Any] = (),
+    perturbations: Sequence[Perturbation] = (),
     max_steps: int = 50,
     correction: bool = True,
 ) -> _Result:
@@ -212,8 +236,8 @@ def refine_episode(
         return _Result(None, "no_steps", [])
 
     def fresh() -> Environment | None:
-        env = make(ep.task.env_id, perturbations=list(perturbations) or None)
-        first = env.reset(ep.task)
+        env, task = replay_env(ep.task, perturbations)
+        first = env.reset(task)
         return env if first.text == ep.messages[1].content else None
 
     # pass 1: find the erroneous steps (the oracle's action is needed at each state)
@@ -432,7 +456,7 @@ def build_refine_synthetic(
 
 def _synth_one(
     ep: Episode,
-    perturbations: Sequence[Any],
+    perturbations: Sequence[Perturbation],
     types: Sequence[ErrorType],
     rng: random.Random,
     max_steps: int,
@@ -440,8 +464,8 @@ def _synth_one(
     at = rng.randrange(len(ep.steps))
     kinds = list(types)
     rng.shuffle(kinds)
-    env = make(ep.task.env_id, perturbations=list(perturbations) or None)
-    if env.reset(ep.task).text != ep.messages[1].content:
+    env, task = replay_env(ep.task, perturbations)
+    if env.reset(task).text != ep.messages[1].content:
         return _Result(None, "replay_mismatch", [])
     messages = [msg(m.role, m.content) for m in ep.messages[:2]]
     for step in ep.steps[:at]:

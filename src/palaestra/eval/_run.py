@@ -46,8 +46,14 @@ from palaestra.eval._suites import (
 )
 from palaestra.model import Model, get_model
 from palaestra.rollout._config import AgentSettings, RolloutConfig
-from palaestra.rollout._engine import Limits, RolloutEngine, RolloutStats
-from palaestra.rollout._run import build_agent, git_hash, package_versions, run_with_progress
+from palaestra.rollout._engine import Limits, RolloutStats
+from palaestra.rollout._run import (
+    build_agent,
+    git_hash,
+    make_engine,
+    package_versions,
+    run_with_progress,
+)
 from palaestra.trajectory import Run, RunStore
 
 #: Fields that may change when a run is resumed (they do not change what an episode means).
@@ -225,15 +231,15 @@ def evaluate(
         if isinstance(agent.inner, ReflexionAgent):
             agent.inner.remember(store.episodes())
         meta: Mapping[str, dict[str, Any]] = episode_metadata(suite, items)
-        engine = RolloutEngine(
+        engine = make_engine(
             agent,
             SuiteEnv,
             model,
             run_id=out.name,
+            store=store,
             concurrency=config.concurrency,
             limits=Limits(max_tokens=config.max_tokens, max_seconds=config.max_seconds),
             max_retries=config.max_retries,
-            store=store,
             episode_metadata=lambda task, _attempt: copy.deepcopy(meta[task.task_id]),
         )
         tasks = [st.task for st in items]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from palaestra._config import config_changes, refuse_changes
 from palaestra.agent import Agent, ReflexionAgent, get_agent
-from palaestra.env import Environment, make, tasks
+from palaestra.env import Environment, Task, make, tasks
 from palaestra.model import GenerationConfig, Model, get_model
 from palaestra.rollout._config import RolloutConfig
 from palaestra.rollout._engine import Limits, RolloutEngine, RolloutStats
@@ -99,21 +99,53 @@ def env_factory(config: RolloutConfig) -> Callable[[], Environment]:
     return lambda: make(config.env, perturbations=config.perturbations or None)
 
 
+def make_engine(
+    agent: Agent,
+    envs: Callable[[], Environment],
+    model: Model | None,
+    *,
+    run_id: str,
+    store: RunStore | None,
+    concurrency: int,
+    limits: Limits,
+    max_retries: int,
+    remote_env: bool = False,
+    episode_metadata: Callable[[Task, int], Mapping[str, Any]] | None = None,
+) -> RolloutEngine:
+    """The one place a run's engine is built (``rollout``, ``evaluate``, each Ray worker).
+
+    Environments step off the event loop when a step blocks: remote ones wait
+    on the network, CodeAct's on a sandboxed interpreter. On the loop's thread
+    such a step would stall every other episode in flight.
+    """
+    return RolloutEngine(
+        agent,
+        envs,
+        model,
+        run_id=run_id,
+        concurrency=concurrency,
+        limits=limits,
+        max_retries=max_retries,
+        store=store,
+        env_in_thread=remote_env or agent.name.startswith("codeact"),
+        episode_metadata=episode_metadata,
+    )
+
+
 def build_engine(
     config: RolloutConfig, model: Model | None, *, run_id: str, store: RunStore | None
 ) -> RolloutEngine:
     """The engine ``config`` describes (also what each Ray worker runs on its share)."""
-    return RolloutEngine(
+    return make_engine(
         build_agent(config, model),
         env_factory(config),
         model,
         run_id=run_id,
+        store=store,
         concurrency=config.concurrency,
         limits=Limits(max_tokens=config.max_tokens, max_seconds=config.max_seconds),
         max_retries=config.max_retries,
-        store=store,
-        # Remote steps wait on the network, CodeAct's on a sandboxed interpreter: off the loop.
-        env_in_thread=config.env_url is not None or config.agent.startswith("codeact"),
+        remote_env=config.env_url is not None,
     )
 
 

@@ -14,6 +14,14 @@ call's output is read from files the host created and kept descriptors to
 echoes the random id of the request it answers (``_answers``); malformed
 lines are dropped (``_channel.py``).
 
+Every interpreter (the first, and each relaunch after a timeout or a host
+failure) is forked by one long-lived thread per sandbox (``_Launcher``), not
+by whichever thread called: the kill-on-parent-death signal
+(``PR_SET_PDEATHSIG``) fires when the forking *thread* ends, so a relaunch
+from a short-lived caller thread (CodeAct runs each cell in one) would leave
+an interpreter that dies as soon as that thread returns. The launcher lives
+until ``close``, so the signal fires only when the sandbox's owner goes.
+
 Process-count limits, in order of preference:
 
 1. ``cgroup``: a per-sandbox ``pids`` cgroup with ``pids.max`` (needs write
@@ -35,6 +43,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import queue
 import resource
 import secrets
 import shutil
@@ -42,9 +51,11 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +90,43 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+class _Launcher:
+    """A thread that runs the sandbox's launches, alive from ``start`` to ``close``."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], None], Future[None]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, done = job
+            try:
+                fn()
+            except BaseException as e:  # handed back to the caller, which re-raises
+                done.set_exception(e)
+            else:
+                done.set_result(None)
+
+    def run(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the launcher thread and wait for it; its exception is raised here."""
+        if threading.current_thread() is self._thread:
+            fn()
+            return
+        if not self._thread.is_alive():
+            raise SandboxError("the sandbox's launcher thread has stopped")
+        done: Future[None] = Future()
+        self._jobs.put((fn, done))
+        done.result()
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5.0)
+
+
 def python_executable() -> str:
     """The interpreter run inside sandboxes: the system one, never the project's venv."""
     return SYSTEM_PYTHON if os.path.exists(SYSTEM_PYTHON) else shutil.which("python3") or ""
@@ -101,6 +149,7 @@ class ProcessSandbox(Sandbox):
         self._proc: subprocess.Popen[bytes] | None = None
         self._cgroup: PidsCgroup | None = None
         self._chan: Channel | None = None
+        self._launcher: _Launcher | None = None
         self._closed = False
         self._dead: str | None = None
         self.pids_mode: PidsMode = "none"
@@ -182,6 +231,12 @@ class ProcessSandbox(Sandbox):
         )
 
     def _launch(self) -> None:
+        """Start the interpreter, from the launcher thread (see the module docstring)."""
+        if self._launcher is None:
+            self._launcher = _Launcher(f"palaestra-{self.id}-launcher")
+        self._launcher.run(self._launch_here)
+
+    def _launch_here(self) -> None:
         if self.pids_mode == "cgroup":
             self._cgroup = PidsCgroup(self.id, self.limits.max_processes)
         # Requests go on a socket because they carry descriptors (a call's output files).
@@ -240,6 +295,7 @@ class ProcessSandbox(Sandbox):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         # If the host dies, the sandbox dies with it (bubblewrap's --die-with-parent
         # covers its own child; this covers the wrapper itself, for every backend).
+        # The signal is armed against the forking thread: the launcher, alive until close.
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if self._cgroup is not None:
             self._cgroup.join_self()
@@ -280,6 +336,9 @@ class ProcessSandbox(Sandbox):
     def close(self) -> None:
         self._closed = True
         self._kill()
+        if self._launcher is not None:
+            self._launcher.stop()
+            self._launcher = None
         if self._host_root is not None:
             shutil.rmtree(self._host_root, ignore_errors=True)
 

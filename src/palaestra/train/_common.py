@@ -5,6 +5,13 @@ full model, always with the tokenizer and ``palaestra.json``
 (:class:`TrainMetadata`: base model, dataset card, config, metrics). An
 adapter folder loads as ``get_model("hf/<base>+<folder>")`` and with plain
 ``PeftModel.from_pretrained``; a full-model folder as ``hf/<folder>``.
+
+Loss masks are checked before SFT (:func:`sft_chat_template`): a ``train:
+false`` assistant turn (AgentRefine's masked mistakes) gets loss under any
+template that ignores the flag — the model's own, or the training template
+TRL swaps in for ``assistant_only_loss`` — so the template is probed on
+tokens first and, where it cannot express the flag, Palaestra's training
+template of the model's family is used, or training refuses.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import torch
 from pydantic import BaseModel, Field
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from palaestra.model._templates import masking_problem, rendering_problem, training_template_for
 from palaestra.train._config import TrainRunConfig
 
 METADATA_FILE = "palaestra.json"
@@ -79,6 +87,77 @@ def load_base(path: Path) -> tuple[PreTrainedModel, Any]:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def count_masked_turns(data: Any) -> int:
+    """Assistant messages marked ``train: false`` in a dataset's ``messages`` column."""
+    return sum(
+        1
+        for conv in data["messages"]
+        for m in conv
+        if m.get("role") == "assistant" and m.get("train") is False
+    )
+
+
+def sft_chat_template(tokenizer: Any, data: Any, *, assistant_only_loss: bool) -> str | None:
+    """The chat template SFT must tokenize ``data`` with; None: the tokenizer's (or TRL's) is right.
+
+    Checked on token masks (:func:`~palaestra.model._templates.masking_problem`): the
+    template TRL would use — the tokenizer's if it has ``{% generation %}`` markers, else
+    TRL's training version of it — must give loss to exactly the trainable assistant turns,
+    each with its end-of-turn token. If it does not, Palaestra's training template for the
+    model's family, when it renders exactly what the model's own template renders. Otherwise
+    a ``ValueError`` names the template and the fix.
+    """
+    masked = count_masked_turns(data)
+    if not assistant_only_loss:
+        if masked:
+            raise ValueError(
+                f"the data keeps {masked} assistant turn(s) out of the loss (train: false), but "
+                "assistant_only_loss is off, so they would be trained on: turn it on"
+            )
+        return None
+    original = tokenizer.chat_template
+    if isinstance(original, dict):
+        original = original.get("default")  # pyright: ignore[reportUnknownMemberType]
+    if not isinstance(original, str) or not original:
+        raise ValueError(
+            "the tokenizer has no chat template: give it one with {% generation %} markers "
+            "(see palaestra.model._templates) before training"
+        )
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    try:
+        trl_choice = (
+            original if has_generation_markers(original) else get_training_chat_template(tokenizer)
+        )
+    except ValueError:  # TRL has no training version of this template
+        trl_choice = None
+    if trl_choice is None:
+        problem = "has no {% generation %} markers, and TRL has no training version of it"
+    else:
+        problem = masking_problem(tokenizer, trl_choice, masked_turn=masked > 0)
+        if problem is None:
+            return None
+        if trl_choice != original:
+            problem = f"(as TRL's training version) {problem}"
+    found = training_template_for(original)
+    if found is not None:
+        name, ours = found
+        why = masking_problem(tokenizer, ours) or rendering_problem(tokenizer, original, ours)
+        if why is None:
+            return ours
+        problem += f"; Palaestra's {name!r} training template does not fit this model: it {why}"
+    head = " ".join(original.split())[:120]
+    raise ValueError(
+        f"cannot train with per-turn loss masks: the model's chat template ({head!r}...) "
+        f"{problem}. Assistant turns marked train: false (AgentRefine's masked mistakes) "
+        "would get loss, or turns would not learn to stop. Fix: set the tokenizer's "
+        "chat_template to one that wraps each assistant turn whose `train` is not false, end-"
+        "of-turn token included, in {% generation %} ... {% endgeneration %} (Palaestra's "
+        "family templates are in palaestra.model._templates.TEMPLATES), and save it with the "
+        "model."
+    )
 
 
 def trainer_args(config: TrainRunConfig, out_dir: Path) -> dict[str, Any]:

@@ -6,6 +6,10 @@ loss only on the agent's own turns. The data is a ``messages`` column of
 everything outside the chat template's ``{% generation %}`` blocks, and our
 templates render ``train: false`` assistant turns outside them (in context,
 no loss: AgentRefine's masked mistakes).
+
+The model's template is checked on token masks first (``sft_chat_template``);
+where Palaestra's family template has to stand in, it is used only to
+tokenize the data: the saved tokenizer keeps the model's own template.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from palaestra.train._common import (
     load_dataset_arg,
     lora_config,
     resolve_model_path,
+    sft_chat_template,
     trainer_args,
 )
 from palaestra.train._config import SFTRunConfig
@@ -45,13 +50,20 @@ def build_sft_trainer(
         packing=config.packing,
         padding_free=config.padding_free,
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
-        peft_config=lora_config(config),
-    )
+    template = sft_chat_template(tokenizer, data, assistant_only_loss=config.assistant_only_loss)
+    original = tokenizer.chat_template
+    if template is not None:
+        tokenizer.chat_template = template
+    try:  # SFTTrainer tokenizes the whole dataset here
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            peft_config=lora_config(config),
+        )
+    finally:
+        tokenizer.chat_template = original
     return trainer, tokenizer, base_path
 
 

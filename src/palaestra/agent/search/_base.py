@@ -50,7 +50,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from palaestra.agent._core import AgentLoop, EpisodeEnd, ModelCall
-from palaestra.agent._prompts import fit_history
+from palaestra.agent._prompts import fit_history, then_ask
 from palaestra.agent._react import ReactAgent, format_error_feedback, parse_react
 from palaestra.env import Environment, Observation, Task
 from palaestra.model import ChatMessage, Completion, GenerationConfig
@@ -311,7 +311,7 @@ class SearchAgent(ReactAgent):
             penalty = self.search.invalid_penalty if node.invalid else 0.0
             value = max(0.0, node.progress - penalty)
         elif kind == "self":
-            prompt = [*node.messages, ChatMessage(role="user", content=VALUE_PROMPT)]
+            prompt = then_ask(node.messages, VALUE_PROMPT)  # joined to the last observation
             config = GenerationConfig(max_new_tokens=16, temperature=0.0, stop=["\n"])
             reply = yield from self.call(s, prompt, config, "value")
             score = parse_score(reply.text)
