@@ -9,7 +9,7 @@ STAMP := $(VENV)/.palaestra-installed
 # an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install system-deps quickstart test test-integration test-all lint bench clean
+.PHONY: install system-deps test-system-deps quickstart test test-integration test-all lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,29 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) system-deps
 
-# bubblewrap sandboxes the code agents write (CodeAct, code-v1). Installed when we can
-# (root with apt); otherwise the sandbox falls back to `unshare` or says what to install.
+# Debian packages, as command:package. bubblewrap sandboxes the code agents write (CodeAct,
+# code-v1); chromium runs the viewer's browser tests (Playwright drives /usr/bin/chromium:
+# its own browser download does not work offline). Installed when we can (root with apt);
+# otherwise the sandbox falls back to `unshare`, the browser tests skip, and we say what to
+# install. .ci/run installs these (and the integration tier's) before `make test`.
+SYSTEM_DEPS := bwrap:bubblewrap
+TEST_SYSTEM_DEPS := $(SYSTEM_DEPS) chromium:chromium
+
+define apt_install
+	@missing=""; for dep in $(1); do command -v "$${dep%%:*}" >/dev/null || missing="$$missing $${dep#*:}"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing:$$missing"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } || \
+	    echo "note: apt-get install$$missing failed"; \
+	else echo "note: not installed:$$missing; sudo apt-get install$$missing"; fi
+endef
+
 system-deps:
-	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } || \
-	  echo "note: bubblewrap (bwrap) not installed; sudo apt-get install bubblewrap"
+	$(call apt_install,$(SYSTEM_DEPS))
+
+test-system-deps:
+	$(call apt_install,$(TEST_SYSTEM_DEPS))
 
 # The main job end to end on CPU: SFT the tiny model on expert demonstrations, evaluate,
 # one evolve iteration (refinement data vs an expert-only control arm), evaluate, report.
@@ -35,7 +52,7 @@ system-deps:
 quickstart: install
 	$(BIN)/palaestra evolve configs/quickstart.yaml --out runs/quickstart
 
-test: install
+test: install test-system-deps
 	$(BIN)/pytest
 
 # Third-party environment adapters (TextWorld, TextWorld-Express, ScienceWorld, BabyAI,

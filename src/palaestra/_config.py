@@ -24,7 +24,7 @@ def load_config(cls: type[M], path: str | Path | None, what: str, overrides: dic
         p = Path(path)
         if not p.is_file():
             raise ValueError(f"config file {p} does not exist")
-        loaded: Any = yaml.safe_load(p.read_text()) or {}
+        loaded: Any = read_yaml(p) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"config file {p} must hold a mapping of keys to values")
         data.update({str(k): v for k, v in loaded.items()})  # pyright: ignore[reportUnknownVariableType]
@@ -45,6 +45,32 @@ def load_config(cls: type[M], path: str | Path | None, what: str, overrides: dic
         ]
         source = f" in {path}" if path else ""
         raise ValueError(f"invalid {what} config{source}:\n" + "\n".join(lines)) from None
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file; a syntax error is a one-line ``ValueError`` at ``file:line:column``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(yaml_error_message(e, str(path))) from None
+
+
+def yaml_error_message(e: yaml.YAMLError, source: str) -> str:
+    """``source:line:column: YAML syntax error: what`` (one line; PyYAML's is five)."""
+    if not isinstance(e, yaml.MarkedYAMLError):
+        return f"{source}: YAML syntax error: {e}"
+    mark, start = e.problem_mark or e.context_mark, e.context_mark
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    what = str(e.problem or e.context)
+    if e.context and e.problem:
+        moved = start is not None and mark is not None and start.line != mark.line
+        at = f" (from {start.line + 1}:{start.column + 1})" if moved and start else ""
+        what = f"{e.problem}, {e.context}{at}"
+    return f"{where}: YAML syntax error: {what}"
 
 
 def config_changes(old: BaseModel, new: BaseModel, resumable: Collection[str]) -> list[str]:

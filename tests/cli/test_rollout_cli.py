@@ -28,7 +28,7 @@ def test_rollout_resume_and_runs_commands(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "house-v1" in res.output and "100%" in res.output
     res = runner.invoke(app, ["runs", "list", str(tmp_path / "runs")])
     assert res.exit_code == 0 and "expert" in res.output
-    res = runner.invoke(app, ["runs", "export", str(out), "--format", "jsonl"])
+    res = runner.invoke(app, ["runs", "export", str(out), "--format", "episodes"])
     assert res.exit_code == 0
     assert len(list(read_jsonl(out / "episodes.jsonl"))) == 6
 

@@ -56,10 +56,10 @@ def test_pretraining_lowers_the_loss_and_writes_a_card(tmp_path: Path) -> None:
         assert model.count_tokens(" cabinet 1") > 0
     finally:
         model.close()
-    with pytest.raises(FileNotFoundError, match="pretrain_card.json"):
+    with pytest.raises(FileNotFoundError, match=r"pretrain_card\.json"):
         load_card(tmp_path)
 
 
 def test_a_corpus_too_small_for_one_batch_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="fewer than one batch.*raise episodes"):
+    with pytest.raises(ValueError, match=r"fewer than one batch.*raise episodes"):
         pretrain_tiny(_small(episodes=1, seq_len=4096), tmp_path / "x", progress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.table import Table
@@ -39,7 +40,8 @@ def list_envs(
             cls = s.load()
             description = str(getattr(cls, "description", "") or "")
         except ImportError as e:
-            description = f"(unavailable: {e})"
+            # The adapter's own message (the registry wraps it) names the extra to install.
+            description = f"(unavailable: {e.__cause__ or e})"
         rows.append(
             {
                 "id": env_id,
@@ -55,7 +57,7 @@ def list_envs(
     for col in ("id", "max steps", "source", "description"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(str(r["id"]), str(r["max_steps"]), str(r["source"]), str(r["description"]))
+        table.add_row(*(escape(str(r[k])) for k in ("id", "max_steps", "source", "description")))
     console.print(table)
 
 
@@ -73,14 +75,17 @@ def show(
     try:
         task = env.make_task(seed, sp, diff)
         obs = env.reset(task)
-        console.print(Panel(env.description or "(no description)", title=env_id))
-        console.print(f"[bold]Actions:[/] {env.action_help}")
-        console.print(f"[bold]Step limit:[/] {s.max_episode_steps}   [bold]Source:[/] {s.source}")
-        console.print(f"[bold]Example task[/] {task.task_id}")
-        console.print(Panel(obs.text, title="first observation"))
-        console.print("[bold]Available actions:[/] " + ", ".join(env.available_actions()[:20]))
+        console.print(Panel(escape(env.description or "(no description)"), title=escape(env_id)))
+        console.print(f"[bold]Actions:[/] {escape(env.action_help)}")
+        console.print(
+            f"[bold]Step limit:[/] {s.max_episode_steps}   [bold]Source:[/] {escape(s.source)}"
+        )
+        console.print(f"[bold]Example task[/] {escape(task.task_id)}")
+        console.print(Panel(escape(obs.text), title="first observation"))
+        actions = ", ".join(env.available_actions()[:20])
+        console.print(f"[bold]Available actions:[/] {escape(actions)}")
         if env.unwrapped.has_expert:
-            console.print(f"[bold]Expert's next action:[/] {env.expert()}")
+            console.print(f"[bold]Expert's next action:[/] {escape(env.expert())}")
         else:
             console.print("[bold]Expert:[/] none (this environment has no oracle)")
     finally:
@@ -113,8 +118,8 @@ def play(
     try:
         task = env.make_task(seed, sp, diff)
         obs = env.reset(task)
-        console.print(f"[dim]{task.task_id} — actions: {env.action_help}[/]")
-        console.print(Panel(obs.text, title="start"))
+        console.print(f"[dim]{escape(task.task_id)} — actions: {escape(env.action_help)}[/]")
+        console.print(Panel(escape(obs.text), title="start"))
         score = 0.0
         while not obs.done:
             actions = env.available_actions()
@@ -124,10 +129,10 @@ def play(
                 return
             if raw == ":actions":
                 for i, a in enumerate(actions, 1):
-                    console.print(f"  {i:>2}. {a}")
+                    console.print(f"  {i:>2}. {escape(a)}")
                 continue
             if raw == ":hint":
-                console.print(f"[dim]expert: {env.expert()}[/]")
+                console.print(f"[dim]expert: {escape(env.expert())}[/]")
                 continue
             action = (
                 actions[int(raw) - 1] if raw.isdigit() and 0 < int(raw) <= len(actions) else raw
@@ -135,7 +140,8 @@ def play(
             obs = env.step(action)
             score += obs.reward
             style = "yellow" if obs.info.get("invalid") else "white"
-            console.print(Panel(obs.text, title=f"step {obs.info['step']}: {action}", style=style))
+            title = f"step {obs.info['step']}: {escape(action)}"
+            console.print(Panel(escape(obs.text), title=title, style=style))
             console.print(f"[dim]progress {env.progress():.0%}[/]")
         outcome = (
             "solved" if obs.info.get("success") else ("truncated" if obs.truncated else "failed")
@@ -181,11 +187,11 @@ def check(
         if problems:
             failures[env_id] = problems
         ok = "[green]pass[/]" if not problems else f"[red]{len(problems)} problem(s)[/]"
-        table.add_row(env_id, str(tasks_n), str(eps), f"{secs:.1f}", ok)
+        table.add_row(escape(env_id), str(tasks_n), str(eps), f"{secs:.1f}", ok)
     console.print(table)
     for env_id, problems in failures.items():
-        console.print(f"[red bold]{env_id}[/]")
+        console.print(f"[red bold]{escape(env_id)}[/]")
         for p in problems[:20]:
-            console.print(f"  - {p}", highlight=False)
+            console.print(f"  - {escape(p)}", highlight=False)
     if failures:
         raise typer.Exit(1)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from palaestra.cli._common import console, fail
+from palaestra.cli._common import console, fail, import_hint
 
 
 def eval_cmd(
@@ -69,7 +70,9 @@ def eval_cmd(
                 "pass --temperature for independent samples (pass@k, pass^k)."
             )
         stats = evaluate(cfg, out, console=console)
-    except (ValueError, KeyError, ImportError, RuntimeError) as e:
+    except ImportError as e:
+        fail(import_hint(e, "palaestra eval"))
+    except (ValueError, KeyError, RuntimeError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     console.print(summary_table(out))
     console.print(
@@ -84,7 +87,7 @@ def summary_table(run_dir: Path) -> Table:
 
     m = run_metrics(run_dir, n_boot=1000)
     ks = sorted({k for g in m.by_group.values() for k in g.pass_hat_k if k > 1})
-    table = Table(title=f"{m.suite or 'eval'} · {m.agent} · {m.model_id}")
+    table = Table(title=escape(f"{m.suite or 'eval'} · {m.agent} · {m.model_id}"))
     cols = ["group", "tasks", "episodes", "success", "95% CI", "progress"]
     cols += [f"pass^{k}" for k in ks[-1:]]
     cols += ["limit", "error"]
@@ -93,13 +96,15 @@ def summary_table(run_dir: Path) -> Table:
     rows = [*m.by_group.values(), m.overall]
     for g in rows:
         c = g.counts
-        ci = g.success.ci
+        # The report's interval: the task bootstrap, or Wilson's where the bootstrap
+        # collapses to a point (every task 0% or 100%), in the report's format.
+        ci = g.success.interval() if g.success.value is not None else None
         cells = [
-            g.name,
+            escape(g.name),
             str(g.n_tasks),
             str(c.episodes),
             _pct(g.success.value),
-            f"{ci[0]:.0%}-{ci[1]:.0%}" if ci else "-",
+            f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}" if ci else "-",
             _pct(g.progress.value),
         ]
         cells += [_pct(g.pass_hat_k[k].value if k in g.pass_hat_k else None) for k in ks[-1:]]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from palaestra.cli._common import console, fail
+from palaestra.cli._common import console, fail, import_hint
 
 
 def evolve_cmd(
@@ -31,8 +31,11 @@ def evolve_cmd(
     after a crash or Ctrl-C (a changed setting is refused, except --iterations and
     --concurrency). The report lands in OUT/report/evolve.html.
     """
-    from palaestra.evolve import evolve, load_evolve_config
-
+    try:
+        from palaestra.evolve import evolve, load_evolve_config
+        from palaestra.evolve._config import check_evolve_config
+    except ImportError as e:
+        fail(import_hint(e, "palaestra evolve"))
     try:
         cfg = load_evolve_config(
             config,
@@ -43,7 +46,11 @@ def evolve_cmd(
             concurrency=concurrency,
             seed=seed,
         )
+        # Everything a stage needs is checked before the first one runs (and writes to OUT).
+        check_evolve_config(cfg)
         result = evolve(cfg, out, console=console)
-    except (ValueError, KeyError, ImportError, FileNotFoundError) as e:
+    except ImportError as e:
+        fail(import_hint(e, "palaestra evolve"))
+    except (ValueError, KeyError, FileNotFoundError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     console.print(f"Report: {result.report_html}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from palaestra.cli._common import console, fail
+from palaestra.cli._common import console, fail, import_hint
 
 model_app = typer.Typer(help="Build the models Palaestra makes itself.", no_args_is_help=True)
 
@@ -36,17 +36,23 @@ def build_tiny_cmd(
     The result loads as ``hf/<out>`` everywhere a model id is taken (train sft, eval, evolve).
     Pretraining the default preset for 500 steps takes ~40 min on 2 CPU cores.
     """
-    if not pretrain:
-        from palaestra.model._tiny import tiny_path
-
-        console.print(f"tiny{'/' + preset if preset else ''}: {tiny_path(preset, seed=seed)}")
-        return
-    if out is None:
+    if pretrain and out is None:
         fail("--pretrain needs --out DIR: where the pretrained model is written")
-    if (out / "config.json").exists():
+    if out is not None and (out / "config.json").exists():
         fail(f"{out} already holds a model; pick a new --out or remove it")
-    from palaestra.model._pretrain import PretrainConfig, pretrain_tiny
-
+    try:
+        from palaestra.model._pretrain import PretrainConfig, load_card, pretrain_tiny
+        from palaestra.model._tiny import tiny_path
+    except ImportError as e:
+        fail(import_hint(e, "palaestra model build-tiny"))
+    if not pretrain:
+        try:
+            folder = tiny_path(preset, seed=seed)
+        except ValueError as e:
+            fail(str(e))
+        console.print(f"tiny{'/' + preset if preset else ''}: {folder}")
+        return
+    assert out is not None
     try:
         config = PretrainConfig(
             preset=preset,
@@ -60,8 +66,6 @@ def build_tiny_cmd(
         folder = pretrain_tiny(config, out)
     except ValueError as e:
         fail(str(e))
-    from palaestra.model._pretrain import load_card
-
     card = load_card(folder)
     table = Table(title=f"pretrained tiny: {folder}")
     table.add_column("what")

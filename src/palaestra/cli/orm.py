@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from palaestra.cli._common import console, fail
+from palaestra.cli._common import console, fail, import_hint
 
 orm_app = typer.Typer(
     help="Outcome reward model: label runs with predicted success.", no_args_is_help=True
@@ -84,9 +84,12 @@ def orm_train_cmd(
 
     Settings come from flags, else from --config, else the defaults.
     """
-    from palaestra.train import load_orm_config, train_orm
     from palaestra.trajectory import StoreError
 
+    try:
+        from palaestra.train import load_orm_config, train_orm
+    except ImportError as e:
+        fail(import_hint(e, "palaestra train orm"))
     overrides: dict[str, Any] = {
         "method": method,
         "learning_rate": learning_rate,
@@ -116,8 +119,12 @@ def label_cmd(
     batch_size: int | None = typer.Option(None, help="Episodes per scoring batch."),
 ) -> None:
     """Write the ORM's success labels beside each run (orm_labels.jsonl)."""
-    from palaestra.train import label_run, load_orm
     from palaestra.trajectory import StoreError
+
+    try:
+        from palaestra.train import label_run, load_orm
+    except ImportError as e:
+        fail(import_hint(e, "palaestra orm label"))
 
     try:
         model = load_orm(orm)
@@ -135,7 +142,10 @@ def label_cmd(
 @orm_app.command("show")
 def show_cmd(orm: Path = typer.Argument(..., help="ORM folder.")) -> None:
     """Print an ORM's training sources, counts and metrics."""
-    from palaestra.train import read_orm_meta
+    try:
+        from palaestra.train import read_orm_meta
+    except ImportError as e:
+        fail(import_hint(e, "palaestra orm show"))
 
     try:
         meta = read_orm_meta(orm)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from palaestra.cli._common import console, fail
+from palaestra.cli._common import console, fail, import_hint
 
 train_app = typer.Typer(
     help="Fine-tune a model on a built dataset (SFT or DPO).", no_args_is_help=True
@@ -14,6 +14,14 @@ train_app = typer.Typer(
 
 _MODEL_HELP = "Base model: tiny, gemma-270m, hf/DIR or a checkpoint folder."
 _DATA_HELP = "Dataset folder (palaestra data ...), or a .jsonl/.parquet file."
+
+
+def _check_data(data: Path) -> None:
+    """Refuse a missing dataset before the model is loaded (seconds to minutes)."""
+    if not data.exists():
+        fail(f"--data {data} does not exist: pass a folder from `palaestra data ...`, or a file")
+    if data.is_file() and data.suffix not in (".jsonl", ".json", ".parquet"):
+        fail(f"--data {data} is not a dataset folder, .jsonl or .parquet file")
 
 
 def _overrides(
@@ -57,17 +65,20 @@ def sft_cmd(
 
     Settings come from flags, else from --config, else the defaults.
     """
-    from palaestra.train import load_sft_config, train_sft
-
     try:
+        from palaestra.train import load_sft_config, train_sft
+
         cfg = load_sft_config(
             config,
             **_overrides(
                 method, learning_rate, epochs, max_steps, batch_size, grad_accum, max_length, seed
             ),
         )
+        _check_data(data)
         meta = train_sft(model, data, cfg, out)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except ImportError as e:
+        fail(import_hint(e, "palaestra train sft"))
+    except (ValueError, FileNotFoundError) as e:
         fail(str(e))
     console.print(
         f"SFT done in {meta.wall_seconds:.0f}s, loss {meta.metrics.get('train_loss', float('nan')):.3f} → {out}\nload it as: {meta.load_id}"
@@ -94,9 +105,9 @@ def dpo_cmd(
 
     Settings come from flags, else from --config, else the defaults.
     """
-    from palaestra.train import load_dpo_config, train_dpo
-
     try:
+        from palaestra.train import load_dpo_config, train_dpo
+
         cfg = load_dpo_config(
             config,
             beta=beta,
@@ -104,8 +115,11 @@ def dpo_cmd(
                 method, learning_rate, epochs, max_steps, batch_size, grad_accum, max_length, seed
             ),
         )
+        _check_data(data)
         meta = train_dpo(model, data, cfg, out)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except ImportError as e:
+        fail(import_hint(e, "palaestra train dpo"))
+    except (ValueError, FileNotFoundError) as e:
         fail(str(e))
     console.print(f"DPO done in {meta.wall_seconds:.0f}s → {out}\nload it as: {meta.load_id}")
 
@@ -124,9 +138,9 @@ def merge_cmd(
     weight: float = typer.Option(1.0, help="Breadcrumbs: scale of the summed task vectors."),
 ) -> None:
     """Fold a LoRA adapter into its base, or merge fine-tunes with Model Breadcrumbs."""
-    from palaestra.train import breadcrumbs_merge_models, merge_adapter
-
     try:
+        from palaestra.train import breadcrumbs_merge_models, merge_adapter
+
         if breadcrumbs:
             if base is None:
                 fail("--breadcrumbs needs --base")
@@ -135,7 +149,9 @@ def merge_cmd(
             if len(folders) != 1:
                 fail("give one adapter folder (or --breadcrumbs with several fine-tunes)")
             merge_adapter(folders[0], out, base)
-    except (ValueError, FileNotFoundError, KeyError, ImportError) as e:
+    except ImportError as e:
+        fail(import_hint(e, "palaestra merge"))
+    except (ValueError, FileNotFoundError, KeyError) as e:
         fail(str(e))
     console.print(f"merged → {out} (load it as hf/{out.resolve()})")
 

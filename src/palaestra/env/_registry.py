@@ -148,10 +148,9 @@ def spec(id: str) -> EnvSpec:
     reg = registry()
     if id in reg:
         return reg[id]
-    family = id.rsplit("-v", 1)[0]
-    versions = [k for k in reg if k.rsplit("-v", 1)[0] == family]
-    hint = f" Registered versions of {family!r}: {versions}." if versions else ""
-    raise KeyError(f"no environment {id!r}.{hint} Known ids: {', '.join(reg) or '(none)'}")
+    from palaestra.env._suggest import unknown_env_message
+
+    raise KeyError(unknown_env_message(id, reg))
 
 
 def make(

@@ -28,19 +28,26 @@ OUTCOME_COLORS = {
 RUN_COLORS = ("#3366aa", "#ee8833", "#44aa99", "#aa4499", "#888833", "#66ccee", "#cc6677")
 #: Suite groups in reading order; other groups (families, splits) follow alphabetically.
 GROUP_ORDER = ("heldin", "train", "test", "heldout", "perturbed")
+#: Widest figure, in inches at 100 dpi: the report's column is ~1120 px (``_render``'s
+#: ``main``), and a wider PNG is scaled down to fit, shrinking its text below legibility.
+MAX_WIDTH = 11.0
 
 
 def _figure(
-    width: float, height: float, ncols: int = 1, ratios: Sequence[float] | None = None
+    width: float,
+    height: float,
+    ncols: int = 1,
+    ratios: Sequence[float] | None = None,
+    nrows: int = 1,
 ) -> tuple[Figure, list[Axes]]:
     # A bare Figure renders with Agg and never touches pyplot's global backend
     # (a user's notebook keeps its own). Imported here so importing the eval
     # package does not pull matplotlib in.
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False, width_ratios=ratios)[0]
-    return fig, list(axes)
+    fig = Figure(figsize=(min(width, MAX_WIDTH), height), dpi=100, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, width_ratios=ratios)
+    return fig, [ax for row in axes for ax in row]
 
 
 def _png(fig: Figure) -> bytes:
@@ -106,7 +113,7 @@ def success_progress(
         return None
     cats = order_groups(names) if by == "by_group" else names
     slots = max(sum(cat in t for t in tables) for cat in cats)
-    fig, (ax1, ax2) = _figure(min(14.0, max(7.0, 0.9 * len(cats) * slots + 4)), 3.4, ncols=2)
+    fig, (ax1, ax2) = _figure(max(7.0, 0.9 * len(cats) * slots + 4), 3.4, ncols=2)
     _bars(ax1, labels, cats, tables, "success", f"Success rate by {title}")
     _bars(ax2, labels, cats, tables, "progress", f"Progress rate by {title}")
     if len(runs) > 1:
@@ -171,7 +178,7 @@ def steps_histogram(episodes: Sequence[Sequence[Episode]], labels: Sequence[str]
     if not any(episodes):
         return None
     n = len(episodes)
-    fig, axes = _figure(min(4.2 * n, 14), 3.0, ncols=n)
+    fig, axes = _figure(4.2 * n, 3.2, ncols=n)
     top = max((ep.n_steps for eps in episodes for ep in eps), default=1)
     # At most ~40 bins: a 100-step maze should not draw 100 bars per outcome.
     width = max(1, -(-(top + 1) // 40))
@@ -190,7 +197,12 @@ def steps_histogram(episodes: Sequence[Sequence[Episode]], labels: Sequence[str]
         ax.set_xlabel("steps")
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("episodes")
-    axes[0].legend(fontsize=8)
+    # Below the panels: inside one, the legend sat on the bars it explains.
+    handles = dict(zip(*reversed(axes[0].get_legend_handles_labels()), strict=True))
+    names = [o for o in OUTCOMES if o in handles]
+    fig.legend(
+        [handles[o] for o in names], names, fontsize=8, ncols=len(names), loc="outside lower center"
+    )
     return _png(fig)
 
 
@@ -201,7 +213,14 @@ def tokens(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
         r.overall.usage.prompt_tokens + r.overall.usage.completion_tokens for r in runs
     ):
         return None  # agents without a model (expert, random) use no tokens
-    fig, (ax1, ax2) = _figure(max(7.0, 1.2 * len(envs) * len(runs) + 3), 3.0, ncols=2)
+    bars = len(envs) * len(runs)
+    # Side by side while each panel stays legible; beyond that, one above the other at the
+    # report's full width (a side-by-side figure grew to 2100 px and was shown shrunk).
+    stacked = bars > 8
+    if stacked:
+        fig, (ax1, ax2) = _figure(max(7.0, 0.45 * bars + 2), 5.6, nrows=2)
+    else:
+        fig, (ax1, ax2) = _figure(max(7.0, 1.2 * bars + 3), 3.0, ncols=2)
     width = 0.8 / len(runs)
     for r, (label, run) in enumerate(zip(labels, runs, strict=True)):
         xs = [i - 0.4 + width * (r + 0.5) for i in range(len(envs))]
@@ -217,12 +236,16 @@ def tokens(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
         ax2.bar(
             xs, [u.mean_completion_tokens if u else 0 for u in usage], width * 0.95, color=color
         )
+    slanted = len(envs) > (8 if stacked else 3)
     for ax, title in ((ax1, "Prompt tokens / episode"), (ax2, "Completion tokens / episode")):
-        ax.set_xticks(range(len(envs)), envs)
+        if slanted:
+            ax.set_xticks(range(len(envs)), envs, rotation=25, ha="right", fontsize=8)
+        else:
+            ax.set_xticks(range(len(envs)), envs)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
     if len(runs) > 1:
-        ax1.legend(fontsize=8)
+        _run_legend(fig, labels)
     return _png(fig)
 
 

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
+from palaestra._config import yaml_error_message
 from palaestra.env import (
     DIFFICULTIES,
     PERTURBATIONS,
@@ -288,7 +289,7 @@ def _parse(text: str, source: str) -> Suite:
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ValueError(f"{source} is not valid YAML: {e}") from None
+        raise ValueError(yaml_error_message(e, source)) from None
     if not isinstance(data, dict):
         raise ValueError(f"{source} must hold a mapping with keys id, description, entries")
     try:

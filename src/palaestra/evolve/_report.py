@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from palaestra.eval._render import page_head, section_html, section_markdown
@@ -245,12 +247,7 @@ def write_evolve_report(
     if detail:
         write_report([Path(m.eval_dir) for m in detail], folder / "detail")
 
-    t = Table(title="evolve: success per group [95% CI]")
-    for h in headers:
-        t.add_column(h)
-    for r in table:
-        t.add_row(*r)
-    console.print(t)
+    console.print(console_table(rows, groups))
     for c in comparisons:
         console.print(
             f"  {c['group']}: improve {c['improve']:.0%} vs control {c['control']:.0%} "
@@ -260,6 +257,33 @@ def write_evolve_report(
         console.print(f"[bold yellow]base check:[/] {weak}")
     console.print(f"report: {html_path}")
     return html_path, md_path
+
+
+def console_table(rows: Sequence[dict[str, Any]], groups: Sequence[str]) -> Table:
+    """The terminal summary, made to fit 80 columns with the quickstart's four groups.
+
+    One column per group headed by its name alone, and compact cells (``"25% 9–53"``:
+    success, then its Wilson interval in percent); the report's table has the long form.
+    """
+    t = Table(
+        title="evolve: success per group, 95% Wilson interval",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    t.add_column("model", no_wrap=True)
+    t.add_column("steps", justify="right", no_wrap=True)
+    for g in groups:
+        t.add_column(escape(g), justify="right", no_wrap=True)
+    for r in rows:
+        cells = [_short_cell(r["groups"].get(g)) for g in groups]
+        t.add_row(escape(str(r["label"])), str(r["optimizer_steps"]), *cells)
+    return t
+
+
+def _short_cell(cell: dict[str, float] | None) -> str:
+    if cell is None:
+        return "-"
+    return f"{cell['value']:.0%} {100 * cell['low']:.0f}–{100 * cell['high']:.0f}"
 
 
 def base_check(heldin: float | None, floor: float) -> str | None:

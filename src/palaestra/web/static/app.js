@@ -57,6 +57,19 @@ function pct(x) {
   return x === null || x === undefined ? "–" : `${Math.round(x * 100)}%`;
 }
 
+// An id such as "shop-v1/train/hard/0-04c007a4e2#0" that may wrap only after a "/" (a
+// <wbr> there), never inside a part (at a "-"): whole parts per line on a phone.
+function breakable(id) {
+  return String(id).split("/").flatMap((part, i, all) => i < all.length - 1
+    ? [h("span", {class: "nowrap"}, `${part}/`), h("wbr", {})]
+    : [h("span", {class: "nowrap"}, part)]);
+}
+
+// Wide tables scroll sideways inside their own box instead of widening the page.
+function scroller(table) {
+  return h("div", {class: "table-scroll"}, table);
+}
+
 function text(t, cls = "text") {
   return h("pre", {class: cls}, t ?? "");
 }
@@ -148,10 +161,10 @@ async function runsPage() {
     ));
   return h("section", {},
     h("h1", {}, "Runs"),
-    h("table", {class: "grid"},
+    scroller(h("table", {class: "grid"},
       h("thead", {}, h("tr", {}, ["run", "kind", "model", "agent", "suite", "episodes", "outcomes",
         "success", "progress", "created"].map((c) => h("th", {}, c)))),
-      h("tbody", {}, rows)),
+      h("tbody", {}, rows))),
     h("p", {class: "muted small"}, "Success excludes error episodes. Refresh to see episodes a running job has added."));
 }
 
@@ -201,7 +214,8 @@ async function runPage(run, params) {
       h("td", {}, h("a", {href: link(`/episode/${encodeURIComponent(run)}`, {id: e.episode_id}),
         class: "episode-link"}, e.episode_id)),
       h("td", {}, badge(e.outcome)),
-      h("td", {}, e.env_id, h("div", {class: "muted small"}, `${e.split} · ${e.difficulty}`)),
+      h("td", {class: "nowrap"}, e.env_id,
+        h("div", {class: "muted small"}, `${e.split} · ${e.difficulty}`)),
       h("td", {class: "num"}, num(e.score)),
       h("td", {}, bar(e.progress), " ", num(e.progress)),
       h("td", {class: "num"}, e.n_steps),
@@ -227,10 +241,10 @@ async function runPage(run, params) {
     info ? h("p", {class: "muted"}, `${info.kind} · model ${info.model} · agent ${info.agent}` +
       (info.suite ? ` · suite ${info.suite}` : "") + ` · ${info.episodes} episodes · ${info.path}`) : null,
     form,
-    h("table", {class: "grid episodes"},
+    scroller(h("table", {class: "grid episodes"},
       h("thead", {}, h("tr", {}, ["episode", "outcome", "env", "score", "progress", "steps",
         "tokens in / out", "fmt err", "invalid", "suite", "instruction"].map((c) => h("th", {}, c)))),
-      h("tbody", {}, rows)),
+      h("tbody", {}, rows))),
     pager);
 }
 
@@ -316,7 +330,7 @@ async function episodePage(run, params) {
   let cur = Math.min(Math.max(0, parseInt(params.get("step") || "0", 10) || 0), Math.max(0, n - 1));
 
   const header = h("div", {class: "card"},
-    h("h1", {}, episodeId, " ", badge(ep.outcome)),
+    h("h1", {}, h("span", {class: "id"}, breakable(episodeId)), " ", badge(ep.outcome)),
     h("p", {class: "instruction-full"}, ep.task.instruction),
     h("div", {class: "meta"},
       [["env", ep.task.env_id], ["split", ep.task.split], ["difficulty", ep.task.difficulty],
@@ -413,13 +427,13 @@ async function diffPage(params) {
     : `The actions first differ at step ${d.first_divergence}; ` +
       `${d.rows.filter((r) => !r.same).length} of ${d.rows.length} steps differ.`;
   return h("section", {},
-    h("h1", {}, "Diff: ", d.a.task.task_id),
+    h("h1", {}, "Diff: ", h("span", {class: "id"}, breakable(d.a.task.task_id))),
     h("p", {class: "instruction-full"}, d.a.task.instruction),
     h("div", {class: "sides"}, sideHeader("A", d.run_a, d.a, idA), sideHeader("B", d.run_b, d.b, idB)),
     h("p", {class: "divergence", id: "divergence"}, summary),
-    h("table", {class: "grid diff"},
+    scroller(h("table", {class: "grid diff"},
       h("thead", {}, h("tr", {}, h("th", {}, "step"), h("th", {}, `A · ${d.run_a}`), h("th", {}, `B · ${d.run_b}`))),
-      h("tbody", {}, rows)));
+      h("tbody", {}, rows))));
 }
 
 // ---- wiring --------------------------------------------------------------------
