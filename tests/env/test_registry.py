@@ -107,3 +107,24 @@ def test_plugins_register_through_entry_points(monkeypatch: pytest.MonkeyPatch) 
         ids = registry()
     assert ids["acme/toy-v3"].source == "acme-envs"
     assert make("acme/toy-v3", max_episode_steps=0).env_id == "acme/toy-v3"
+
+
+def plugin_register_without_source() -> None:
+    register("acme/toy-v4", ToyEnv)  # the docs' example omits source=
+
+
+def test_a_plugin_is_never_builtin_and_leaves_the_tiny_model_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from palaestra.model._tiny import build_corpus
+
+    before = build_corpus()
+    ep = EntryPoint(
+        name="acme", value=f"{__name__}:plugin_register_without_source", group=reg.ENTRY_POINT_GROUP
+    )
+    monkeypatch.setattr(reg, "entry_points", lambda group: [ep])
+    monkeypatch.setattr(reg, "_plugins_loaded", False)
+    spec = registry()["acme/toy-v4"]
+    assert spec.source == "plugin:acme"  # no distribution here; a real one gives its name
+    assert build_corpus() == before  # the tokenizer corpus (and so tiny's hash) is unchanged
+    reg._REGISTRY.pop("acme/toy-v4")

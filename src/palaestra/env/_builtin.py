@@ -5,6 +5,10 @@ from __future__ import annotations
 from palaestra.env._registry import register
 
 
+#: The procedural families that ship with Palaestra (their text builds the ``tiny`` tokenizer).
+BUILTIN_FAMILIES = ("shop-v1", "house-v1", "toolqa-v1", "maze-v1", "code-v1")
+
+
 def register_builtin() -> None:
     # No built-in family has a client-settable constructor argument (EnvSpec.client_kwargs):
     # code-v1's choose its sandbox and timeouts, which only a server's operator may set.

@@ -96,6 +96,8 @@ def register(
         )
     if isinstance(entry_point, str) and ":" not in entry_point:
         raise ValueError(f"entry_point {entry_point!r} must look like 'package.module:ClassName'")
+    if _plugin_source is not None and source == "palaestra":
+        source = _plugin_source
     if isinstance(client_kwargs, str):
         raise TypeError("client_kwargs takes a collection of argument names, not one str")
     spec = EnvSpec(
@@ -119,6 +121,9 @@ def register(
     return spec
 
 
+_plugin_source: str | None = None  # the distribution whose entry point is registering now
+
+
 def _load_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:
@@ -127,14 +132,20 @@ def _load_plugins() -> None:
     from palaestra.env._builtin import register_builtin
 
     register_builtin()
+    global _plugin_source
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        # What a plugin registers is the plugin's, whatever source= it passes (or omits):
+        # "palaestra" is reserved for what ships with Palaestra.
+        _plugin_source = ep.dist.name if ep.dist is not None else f"plugin:{ep.name}"
         try:
-            ep.load()()  # the plugin's function calls register(..., source=its package)
+            ep.load()()
         except Exception as e:  # a broken plugin must not break the built-in envs
             warnings.warn(
                 f"palaestra.envs entry point {ep.name!r} ({ep.value}) failed to load: {e}",
                 stacklevel=2,
             )
+        finally:
+            _plugin_source = None
 
 
 def registry() -> dict[str, EnvSpec]:

@@ -129,14 +129,14 @@ def _prompt_files() -> list[str]:
 
 def build_corpus() -> list[str]:
     """The tokenizer's training text (deterministic for a given Palaestra version)."""
-    from palaestra.env import ToyEnv, registry, run_episode
+    from palaestra.env import ToyEnv, run_episode
+    from palaestra.env._builtin import BUILTIN_FAMILIES
     from palaestra.env._core import Environment, Observation
 
     # The format words are repeated so that BPE (min. frequency 2) merges them.
     texts = [_FORMAT_TEXT] * 4 + _prompt_files()
-    for env_id, spec in registry().items():
-        if spec.source != "palaestra":
-            continue  # plugins would make the built-in model depend on what else is installed
+    # An explicit list: installed plugins must never change the built-in model.
+    for env_id in sorted(BUILTIN_FAMILIES):
         try:
             texts += _episode_text(env_id)
         except Exception as e:  # a family that does not import (yet) must not block the model
