@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from palaestra.env._registry import register
 
-
 #: The procedural families that ship with Palaestra (their text builds the ``tiny`` tokenizer).
 BUILTIN_FAMILIES = ("shop-v1", "house-v1", "toolqa-v1", "maze-v1", "code-v1")
 
