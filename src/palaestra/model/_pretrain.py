@@ -83,6 +83,15 @@ class PretrainConfig(BaseModel):
         description="Share of episodes per agent prompt style.",
     )
     max_episode_steps: int = Field(default=30, gt=0, description="Steps kept per episode.")
+    synthetic: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Share of corpus documents that are synthetic copy and lookup text in "
+        "house-v1's sentence shapes (facts then queries, a room view then where to go, an "
+        "action and its echo, a list repeated), with names drawn at random from the train "
+        "vocabulary: where only copying predicts the next word.",
+    )
     seq_len: int = Field(default=512, gt=16, description="Tokens per training block.")
     batch_size: int = Field(default=16, gt=0)
     max_steps: int = Field(default=400, gt=0, description="Optimizer steps.")
@@ -166,6 +175,59 @@ def _episode_messages(
     return messages
 
 
+def synthetic_doc(rng: random.Random) -> str:
+    """One synthetic document: lines where the next name can only be copied from context.
+
+    Copying (induction) forms late from natural text (after billions of tokens in
+    real LMs); text whose names are random makes copying the only way to lower the
+    loss, so the circuit forms in hundreds of steps. The shapes are house-v1's own.
+    """
+    from palaestra.env.families._house_world import TRAIN
+
+    objects = [k.name for k in TRAIN.objects.values()]
+    recs = TRAIN.receptacles
+
+    def obj() -> str:
+        return f"{rng.choice(objects)} {rng.randint(1, 3)}"
+
+    def rec() -> tuple[str, str]:
+        kind = rng.choice(list(recs))
+        return f"{kind} {rng.randint(1, 3)}", recs[kind].prep
+
+    lines: list[str] = []
+    kind = rng.randrange(4)
+    for _ in range(rng.randint(2, 4)):
+        if kind == 0:  # facts, then queries that repeat them
+            facts = [(obj(), *rec()) for _ in range(rng.randint(3, 7))]
+            lines += [f"The {o} is {p} the {r}." for o, r, p in facts]
+            for o, r, p in rng.sample(facts, min(3, len(facts))):
+                lines.append(f"Where is the {o}? The {o} is {p} the {r}. Action: go to {r}")
+        elif kind == 1:  # a room view, then where to go for one of its objects
+            view: list[tuple[str, str, list[str]]] = []
+            for _ in range(rng.randint(3, 6)):
+                r, p = rec()
+                view.append((r, p, [obj() for _ in range(rng.randint(1, 3))]))
+            lines.append(
+                " ".join(
+                    f"{p.capitalize()} the {r}, you see {', '.join('a ' + o for o in os)}."
+                    for r, p, os in view
+                )
+            )
+            for r, _, os in rng.sample(view, min(2, len(view))):
+                o = rng.choice(os)
+                lines.append(f"Your task is to: find the {o}. Action: go to {r}")
+                lines.append(f"Action: take {o} from {r}")
+        elif kind == 2:  # an action and the observation that echoes it
+            o, (r, _), (r2, p2) = obj(), rec(), rec()
+            lines.append(f"Action: take {o} from {r}\nYou pick up the {o} from the {r}.")
+            lines.append(f"Action: go to {r2}\nYou arrive at {r2}.")
+            lines.append(f"Action: put {o} {p2} {r2}\nYou put the {o} {p2} the {r2}.")
+        else:  # a list, repeated
+            items = ", ".join(f"a {obj()}" for _ in range(rng.randint(4, 10)))
+            lines.append(f"You see {items}. Again: you see {items}.")
+    return "\n".join(lines)
+
+
 def corpus(config: PretrainConfig) -> Iterator[tuple[str, list[dict[str, str]]]]:
     """The corpus as (family, chat messages) pairs, deterministic for a config."""
     rng = random.Random(f"pretrain:{config.seed}")
@@ -210,10 +272,16 @@ def pretrain_tiny(config: PretrainConfig, out: str | Path, *, progress: bool = T
     eot = int(tokenizer.convert_tokens_to_ids(EOT))
     counts: dict[str, int] = {}
     ids: list[int] = []
+    synth_rng = random.Random(f"synthetic:{config.seed}")
     for family, messages in corpus(config):
         counts[family] = counts.get(family, 0) + 1
         text = tokenizer.apply_chat_template(messages, tokenize=False)
         ids += tokenizer(text, add_special_tokens=False)["input_ids"] + [eot]
+        # Interleaved, so copying is learnt together with the environments' language.
+        while synth_rng.random() < config.synthetic:
+            counts["synthetic"] = counts.get("synthetic", 0) + 1
+            ids += tokenizer(synthetic_doc(synth_rng), add_special_tokens=False)["input_ids"]
+            ids.append(eot)
     n_blocks = len(ids) // config.seq_len
     if n_blocks < config.batch_size:
         raise ValueError(
