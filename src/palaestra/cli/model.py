@@ -30,6 +30,12 @@ def build_tiny_cmd(
     batch_size: int = typer.Option(16, min=1, help="Blocks per step."),
     seq_len: int = typer.Option(512, min=17, help="Tokens per block."),
     learning_rate: float = typer.Option(1e-3, min=0.0, help="Peak learning rate (cosine)."),
+    synthetic: float = typer.Option(
+        0.0,
+        min=0.0,
+        max=0.95,
+        help="Synthetic copy/lookup documents per episode (chance of one more after each).",
+    ),
 ) -> None:
     """Build ``tiny``; with --pretrain, run the pretraining recipe and write its card.
 
@@ -62,6 +68,7 @@ def build_tiny_cmd(
             batch_size=batch_size,
             seq_len=seq_len,
             learning_rate=learning_rate,
+            synthetic=synthetic,
         )
         folder = pretrain_tiny(config, out)
     except ValueError as e:
