@@ -58,8 +58,8 @@ CHATML_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
 )
 
-GEMMA3_TEMPLATE = (
-    "{{ bos_token }}"
+# Gemma and Mistral have no system role: the system message opens the first user turn.
+_SYSTEM_INTO_FIRST_USER = (
     "{%- if messages and messages[0]['role'] == 'system' -%}"
     "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}"
     "{%- set loop_messages = messages[1:] -%}"
@@ -67,7 +67,10 @@ GEMMA3_TEMPLATE = (
     "{%- set first_user_prefix = '' -%}"
     "{%- set loop_messages = messages -%}"
     "{%- endif -%}"
-    "{%- for message in loop_messages -%}"
+)
+
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}" + _SYSTEM_INTO_FIRST_USER + "{%- for message in loop_messages -%}"
     "{%- set prefix = first_user_prefix if loop.first else '' -%}"
     "{%- if message['role'] == 'assistant' and message.get('train') is not false -%}"
     "{{ '<start_of_turn>model\\n' + prefix }}"
@@ -171,15 +174,7 @@ def _llama3(date_header: str | None = None) -> str:
 
 
 MISTRAL_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}"
-    "{%- set first_user_prefix = '' -%}"
-    "{%- set loop_messages = messages -%}"
-    "{%- endif -%}"
-    "{%- for message in loop_messages -%}"
+    "{{ bos_token }}" + _SYSTEM_INTO_FIRST_USER + "{%- for message in loop_messages -%}"
     "{%- if message['role'] == 'assistant' -%}"
     "{%- if message.get('train') is not false -%}"
     "{%- generation -%}{{ message['content'] + eos_token }}{%- endgeneration -%}"
