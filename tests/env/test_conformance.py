@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -45,31 +46,33 @@ def test_check_env_under_all_perturbations(env_id: str) -> None:
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_expert_solves_every_split_and_difficulty(env_id: str) -> None:
-    env = make(env_id)
-    for split in SPLITS:
-        for task in tasks(env_id, split, n=15):
-            r = run_episode(env, task, expert_policy)
-            assert r.success and r.score == 1.0 and r.progress == 1.0, (task.task_id, r)
+    with closing(make(env_id)) as env:
+        for split in SPLITS:
+            for task in tasks(env_id, split, n=15):
+                r = run_episode(env, task, expert_policy)
+                assert r.success and r.score == 1.0 and r.progress == 1.0, (task.task_id, r)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_random_agent_scores_low(env_id: str) -> None:
-    env = make(env_id)
-    results = [run_episode(env, t, random_policy(t.task_id)) for t in tasks(env_id, "test", n=30)]
+    with closing(make(env_id)) as env:
+        results = [
+            run_episode(env, t, random_policy(t.task_id)) for t in tasks(env_id, "test", n=30)
+        ]
     rate = sum(r.success for r in results) / len(results)
     assert rate <= 0.35, f"{env_id}: a random agent solves {rate:.0%} of tasks"
 
 
 def _fingerprint(env_id: str) -> dict[str, str]:
-    env = make(env_id, max_episode_steps=0)
     out: dict[str, str] = {}
-    for split in SPLITS:
-        for difficulty in DIFFICULTIES:
-            for seed in (0, 1):
-                task = env.make_task(seed, split, difficulty)
-                text = env.reset(task).text
-                digest = hashlib.sha256((task.instruction + "\n" + text).encode()).hexdigest()
-                out[task.task_id] = digest[:16]
+    with closing(make(env_id, max_episode_steps=0)) as env:
+        for split in SPLITS:
+            for difficulty in DIFFICULTIES:
+                for seed in (0, 1):
+                    task = env.make_task(seed, split, difficulty)
+                    text = env.reset(task).text
+                    digest = hashlib.sha256((task.instruction + "\n" + text).encode()).hexdigest()
+                    out[task.task_id] = digest[:16]
     return out
 
 

@@ -357,10 +357,14 @@ def test_sandbox_started_in_a_short_lived_thread_outlives_it() -> None:
     worker.start()
     worker.join()
     (sb,) = boxes
+    ours = [t for t in threading.enumerate() if t.name == f"palaestra-{sb.id}-launcher"]
+    assert len(ours) == 1
     try:
         time.sleep(0.3)
         assert sb.healthy()
         assert sb.python("1 + 1").stdout == "2\n"
     finally:
         sb.close()
-    assert not any(t.name.endswith("-launcher") and t.is_alive() for t in threading.enumerate())
+    # its launcher thread ends with it (other tests' sandboxes are not this test's business)
+    ours[0].join(timeout=10)
+    assert not ours[0].is_alive()
