@@ -252,15 +252,8 @@ def _model_problems(model: str) -> list[str]:
         from palaestra.model._tiny import PRESETS
 
         preset = model.partition("/")[2]
-        if preset == "pretrained":
-            from palaestra.model._tiny import pretrained_path
-
-            try:
-                pretrained_path()
-            except FileNotFoundError as e:
-                return [f"model: {e}"]
-        elif preset not in PRESETS:
-            names = ", ".join(f"tiny/{p}" for p in [*PRESETS, "pretrained"] if p)
+        if preset not in PRESETS:
+            names = ", ".join(f"tiny/{p}" for p in PRESETS if p)
             return [f"model: unknown tiny preset {model!r}; use tiny, {names}"]
         return []
     if model == "gemma-270m":

@@ -206,32 +206,11 @@ def _build(folder: Path, preset: dict[str, int], seed: int, corpus: list[str]) -
     tokenizer.save_pretrained(folder)
 
 
-#: The pretrained ``tiny`` that ships inside the package (``get_model("tiny/pretrained")``),
-#: made by ``palaestra model build-tiny --pretrain`` (its card says how; see _pretrain.py).
-PRETRAINED_DIR = Path(__file__).parent / "weights" / "tiny-pretrained"
-
-
-def pretrained_path() -> Path:
-    """The shipped pretrained ``tiny`` folder (its own tokenizer and ``pretrain_card.json``)."""
-    if not (PRETRAINED_DIR / "config.json").is_file():
-        raise FileNotFoundError(
-            f"this install has no pretrained tiny ({PRETRAINED_DIR}); build one with "
-            "`palaestra model build-tiny --pretrain --out DIR` and load it as hf/DIR"
-        )
-    return PRETRAINED_DIR
-
-
 def tiny_path(name: str = "", *, seed: int = 0, cache_dir: str | Path | None = None) -> Path:
-    """Build (once) and return the folder of the tiny model ``name`` (a preset) with ``seed``.
-
-    ``name="pretrained"``: the shipped pretrained weights (``seed`` and ``cache_dir`` unused).
-    """
-    if name == "pretrained":
-        return pretrained_path()
+    """Build (once) and return the folder of the tiny model ``name`` (a preset) with ``seed``."""
     if name not in PRESETS:
         raise ValueError(
-            f"unknown tiny preset {name!r}; presets: {[p for p in PRESETS if p]}, "
-            "'pretrained' or ''"
+            f"unknown tiny preset {name!r}; presets: {[p for p in PRESETS if p]} or ''"
         )
     preset = PRESETS[name]
     corpus = build_corpus()
