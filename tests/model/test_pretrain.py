@@ -82,3 +82,15 @@ def test_synthetic_documents_can_only_be_predicted_by_copying() -> None:
             if line.startswith("Where is the"):
                 answer = line.split("? ", 1)[1].split(" Action:")[0]
                 assert answer in doc.split(line)[0]
+
+
+def test_a_stage_continues_from_a_folder(tmp_path: Path) -> None:
+    first = pretrain_tiny(_small(), tmp_path / "a", progress=False)
+    second = pretrain_tiny(
+        _small(init_from=str(first), max_steps=3, logging_steps=3), tmp_path / "b", progress=False
+    )
+    a, b = load_card(first), load_card(second)
+    assert b.tokenizer_from == first.name and b.fingerprint != a.fingerprint
+    assert b.loss_curve[0][1] < a.loss_curve[0][1] - 0.5  # it starts where the first ended
+    with pytest.raises(ValueError, match="init_from"):
+        pretrain_tiny(_small(init_from=str(tmp_path)), tmp_path / "c", progress=False)

@@ -33,8 +33,12 @@ def build_tiny_cmd(
     synthetic: float = typer.Option(
         0.0,
         min=0.0,
-        max=0.95,
-        help="Synthetic copy/lookup documents per episode (chance of one more after each).",
+        max=0.99,
+        help="Chance of one more synthetic copy/lookup document after each episode "
+        "(p: p/(1-p) documents per episode on average).",
+    ),
+    init_from: Path | None = typer.Option(
+        None, "--init-from", help="Continue from this model folder (a pretraining stage)."
     ),
 ) -> None:
     """Build ``tiny``; with --pretrain, run the pretraining recipe and write its card.
@@ -69,6 +73,7 @@ def build_tiny_cmd(
             seq_len=seq_len,
             learning_rate=learning_rate,
             synthetic=synthetic,
+            init_from=None if init_from is None else str(init_from),
         )
         folder = pretrain_tiny(config, out)
     except ValueError as e:

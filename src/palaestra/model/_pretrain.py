@@ -59,6 +59,11 @@ class PretrainConfig(BaseModel):
     """The pretraining recipe (everything that decides the weights)."""
 
     preset: str = Field(default="", description="tiny size preset ('' or 'micro').")
+    init_from: str | None = Field(
+        default=None,
+        description="Continue from this model folder (its weights and tokenizer) instead of a "
+        "freshly initialised tiny: a curriculum of pretraining stages.",
+    )
     seed: int = Field(default=0, description="Seeds the initial weights, corpus and data order.")
     episodes: int = Field(default=6000, gt=0, description="Episodes generated for the corpus.")
     family_weights: dict[str, float] = Field(
@@ -86,7 +91,7 @@ class PretrainConfig(BaseModel):
     synthetic: float = Field(
         default=0.0,
         ge=0,
-        lt=1,
+        le=0.99,
         description="Share of corpus documents that are synthetic copy and lookup text in "
         "house-v1's sentence shapes (facts then queries, a room view then where to go, an "
         "action and its echo, a list repeated), with names drawn at random from the train "
@@ -267,7 +272,12 @@ def pretrain_tiny(config: PretrainConfig, out: str | Path, *, progress: bool = T
     from palaestra.model._tiny import EOT, tiny_path
 
     started = time.perf_counter()
-    base = tiny_path(config.preset, seed=config.seed)
+    if config.init_from is not None:
+        base = Path(config.init_from)
+        if not (base / "config.json").is_file():
+            raise ValueError(f"init_from: {base} is not a model folder (no config.json)")
+    else:
+        base = tiny_path(config.preset, seed=config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     eot = int(tokenizer.convert_tokens_to_ids(EOT))
     counts: dict[str, int] = {}
