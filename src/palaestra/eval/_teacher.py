@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from palaestra.model._templates import mask_spans
+
 
 class TeacherForced(BaseModel):
     """Per-turn exact match and per-token accuracy over the scored assistant turns."""
@@ -35,18 +37,6 @@ class TeacherForced(BaseModel):
     @property
     def token_accuracy(self) -> float:
         return self.tokens_right / self.tokens if self.tokens else 0.0
-
-
-def _spans(mask: Sequence[int]) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    start: int | None = None
-    for i, m in enumerate([*mask, 0]):
-        if m and start is None:
-            start = i
-        elif not m and start is not None:
-            spans.append((start, i))
-            start = None
-    return spans
 
 
 def teacher_forced_accuracy(
@@ -77,7 +67,7 @@ def teacher_forced_accuracy(
         mask = list(out["assistant_masks"])[:max_length]
         if len(out["input_ids"]) > max_length and mask and mask[-1]:
             # the last turn was cut: drop it from scoring
-            cut = _spans(mask)[-1]
+            cut = mask_spans(mask)[-1]
             mask[cut[0] : cut[1]] = [0] * (cut[1] - cut[0])
         if not any(mask):
             raise ValueError(
@@ -104,7 +94,7 @@ def teacher_forced_accuracy(
                 ).logits
             predicted = logits.argmax(-1).cpu()
             for row, (ids, mask) in enumerate(chunk):
-                for start, end in _spans(mask):
+                for start, end in mask_spans(mask):
                     # position p predicts token p + 1; the first turn token is predicted at start-1
                     hits = [int(predicted[row, p - 1]) == ids[p] for p in range(start, end)]
                     result.turns += 1

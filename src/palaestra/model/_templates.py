@@ -42,6 +42,7 @@ Pass a name (``"chatml"``, ``"gemma3"``, ``"qwen2.5"``, ...) or a Jinja string a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 # A message trains unless it says ``train: false``; a missing key or ``None`` trains.
@@ -252,6 +253,19 @@ def _special_texts(tokenizer: Any) -> set[str]:
     return {t for t in found if t}
 
 
+def mask_spans(mask: Sequence[int]) -> list[tuple[int, int]]:
+    """``[start, end)`` of each stretch of 1s in an assistant-token mask (one per scored turn)."""
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, bit in enumerate([*mask, 0]):
+        if bit and start is None:
+            start = i
+        elif not bit and start is not None:
+            spans.append((start, i))
+            start = None
+    return spans
+
+
 def masking_problem(tokenizer: Any, template: str, *, masked_turn: bool = True) -> str | None:
     """Why ``template`` cannot train on exactly the trainable assistant turns, or None if it can.
 
@@ -278,14 +292,7 @@ def masking_problem(tokenizer: Any, template: str, *, masked_turn: bool = True) 
     mask = [int(m) for m in enc["assistant_masks"]]
     if not any(mask):
         return "marks no token for the loss (no {% generation %} markers)"
-    runs: list[tuple[int, int]] = []  # [start, end) of each stretch with loss
-    start: int | None = None
-    for i, bit in enumerate([*mask, 0]):
-        if bit and start is None:
-            start = i
-        elif not bit and start is not None:
-            runs.append((start, i))
-            start = None
+    runs = mask_spans(mask)
     texts = [str(tokenizer.decode(ids[a:b])) for a, b in runs]
     full = str(tokenizer.decode(ids))
     turns = [m for m in probe if m["role"] == "assistant"]

@@ -376,7 +376,7 @@ def check_params(params: dict[str, JsonValue]) -> None:
             if not isinstance(value, bool):
                 raise ValueError(f"param {name!r} must be true or false, got {value!r}")
         elif name == "objects":
-            n = len([k for k in TRAIN.objects.values() if not k.lamp])
+            n = len(object_kinds(TRAIN))
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"param 'objects' must be an integer, got {value!r}")
             if not MIN_OBJECTS <= value <= n:
