@@ -60,7 +60,7 @@ test: install test-system-deps
 # chromium from apt (.ci/run installs them).
 test-integration: install
 	$(BIN)/python -m pip install --quiet -e ".[external]" "$(TORCH)"
-	$(BIN)/pytest -m "integration and not slow" tests/env/external
+	$(BIN)/pytest -m "integration and not slow" tests/env/external tests/env/test_conformance.py
 
 # Every tier, including slow and integration tests.
 test-all: install

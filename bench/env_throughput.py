@@ -127,7 +127,7 @@ def _cpu_seconds(pid: int) -> float | None:
 
 def start_server(isolation: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    cmd = [sys.executable, "-m", "palaestra.env.server", "--port", str(port), "--register", TOY]
+    cmd = [sys.executable, "-m", "palaestra", "serve-env", "--port", str(port), "--register", TOY]
     cmd += ["--isolation", isolation]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -56,7 +56,7 @@ def _free_port() -> int:
 
 def start_server(*args: str) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
-    cmd = [sys.executable, "-m", "palaestra.env.server", "--port", str(port), "--register", TOY]
+    cmd = [sys.executable, "-m", "palaestra", "serve-env", "--port", str(port), "--register", TOY]
     proc = subprocess.Popen([*cmd, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -7,18 +7,25 @@ invalid values are errors that name the field.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def load_config(cls: type[M], path: str | Path | None, what: str, overrides: dict[str, Any]) -> M:
-    """Build ``cls`` from an optional YAML file and flag ``overrides`` (``None`` = not given)."""
+    """Build ``cls`` from an optional YAML file and flag ``overrides`` (``None`` = not given).
+
+    A field's old names (its ``validation_alias`` choices) are read as the field.
+    Overrides of a nested model's fields (``{"search": {"branching": 2}}``) change
+    only those fields: the rest of the section comes from the file, else from the
+    field's default.
+    """
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -27,14 +34,20 @@ def load_config(cls: type[M], path: str | Path | None, what: str, overrides: dic
         loaded: Any = read_yaml(p) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"config file {p} must hold a mapping of keys to values")
-        data.update({str(k): v for k, v in loaded.items()})  # pyright: ignore[reportUnknownVariableType]
-        valid = set(cls.model_fields)
-        unknown = sorted(set(data) - valid)
+        raw = {str(k): v for k, v in loaded.items()}  # pyright: ignore[reportUnknownVariableType]
+        names = field_names(cls)
+        unknown = sorted(set(raw) - set(names))
         if unknown:
+            valid = sorted(cls.model_fields)
             raise ValueError(
-                f"{p}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(sorted(valid))}"
+                f"{p}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(valid)}"
             )
-    data.update({k: v for k, v in overrides.items() if v is not None})
+        for key, value in raw.items():
+            field = names[key]
+            if field in data:
+                raise ValueError(f"{p}: {key} is another name of {field}; give one of them")
+            data[field] = value
+    data = merge_overrides(cls, data, overrides)
     try:
         return cls.model_validate(data)
     except ValidationError as e:
@@ -45,6 +58,59 @@ def load_config(cls: type[M], path: str | Path | None, what: str, overrides: dic
         ]
         source = f" in {path}" if path else ""
         raise ValueError(f"invalid {what} config{source}:\n" + "\n".join(lines)) from None
+
+
+def field_names(cls: type[BaseModel]) -> dict[str, str]:
+    """Every name a key of ``cls`` may have (field names and their old names) -> the field."""
+    names: dict[str, str] = {}
+    for name, info in cls.model_fields.items():
+        names[name] = name
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update({c: name for c in alias.choices if isinstance(c, str)})
+        elif isinstance(alias, str):
+            names[alias] = name
+    return names
+
+
+def merge_overrides(
+    cls: type[BaseModel], data: dict[str, Any], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``data`` with the given (not ``None``) ``overrides`` on top; nested models field by field."""
+    out = dict(data)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        info = cls.model_fields.get(key)
+        nested = _model_type(info.annotation) if info is not None else None
+        if nested is None or not isinstance(value, Mapping):
+            out[key] = value
+            continue
+        base: Any = out.get(key)
+        if base is None:
+            default = info.get_default(call_default_factory=True) if info is not None else None
+            base = default.model_dump(exclude_unset=True) if isinstance(default, BaseModel) else {}
+        elif isinstance(base, BaseModel):
+            base = base.model_dump(exclude_unset=True)
+        if not isinstance(base, Mapping):
+            out[key] = value
+            continue
+        out[key] = merge_overrides(nested, dict(base), value)  # pyright: ignore[reportUnknownArgumentType]
+    return out
+
+
+def _model_type(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model of a field typed ``Model`` or ``Model | None``; else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, UnionType):
+        models = [
+            a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        others = [a for a in get_args(annotation) if a is not type(None) and a not in models]
+        if len(models) == 1 and not others:
+            return models[0]
+    return None
 
 
 def read_yaml(path: Path) -> Any:

@@ -358,6 +358,7 @@ def _call(action: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": "act", "arguments": {"action": action}}}
 
 
+@pytest.mark.train
 def test_grpo_trainer_trains_two_steps_on_the_environment(
     toy_registered: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

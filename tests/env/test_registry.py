@@ -22,6 +22,20 @@ def test_builtin_families_are_registered() -> None:
     assert {"shop-v1", "house-v1", "toolqa-v1", "maze-v1"} <= set(registry())
 
 
+def test_the_builtin_table_is_what_the_registry_serves() -> None:
+    from palaestra.env import BUILTIN_FAMILIES, BUILTIN_SPECS
+
+    reg_now = registry()
+    for row in BUILTIN_SPECS:
+        got = reg_now[row.id]
+        assert (got.entry_point, got.max_episode_steps, got.source) == (
+            row.entry_point,
+            row.max_episode_steps,
+            "palaestra",
+        )
+    assert set(BUILTIN_FAMILIES) <= {row.id for row in BUILTIN_SPECS}
+
+
 @pytest.mark.parametrize("bad", ["shop", "Shop-v1", "shop-1", "shop-vx", ""])
 def test_unversioned_ids_are_rejected(bad: str) -> None:
     with pytest.raises(ValueError, match="versioned"):
@@ -116,9 +130,9 @@ def plugin_register_without_source() -> None:
 def test_a_plugin_is_never_builtin_and_leaves_the_tiny_model_unchanged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from palaestra.model._tiny import build_corpus
+    from palaestra.data import tiny_corpus
 
-    before = build_corpus()
+    before = tiny_corpus()
     ep = EntryPoint(
         name="acme", value=f"{__name__}:plugin_register_without_source", group=reg.ENTRY_POINT_GROUP
     )
@@ -126,5 +140,5 @@ def test_a_plugin_is_never_builtin_and_leaves_the_tiny_model_unchanged(
     monkeypatch.setattr(reg, "_plugins_loaded", False)
     spec = registry()["acme/toy-v4"]
     assert spec.source == "plugin:acme"  # no distribution here; a real one gives its name
-    assert build_corpus() == before  # the tokenizer corpus (and so tiny's hash) is unchanged
+    assert tiny_corpus() == before  # the tokenizer corpus (and so tiny's hash) is unchanged
     reg._REGISTRY.pop("acme/toy-v4")

@@ -3,7 +3,7 @@
 Most tests run the server in a thread of this process (so environments with
 injected faults can be registered directly); there the event loop is not in
 the main thread, so calls run in "thread" isolation. The signal-isolation
-mode and the crash test run ``python -m palaestra.env.server`` in a
+mode and the crash test run ``python -m palaestra serve-env`` in a
 subprocess, which imports the fault environment from this file.
 """
 
@@ -70,7 +70,7 @@ def _toy_envs_registered() -> Iterator[None]:
 def _start_subprocess(*args: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
-    cmd = [sys.executable, "-m", "palaestra.env.server", "--port", str(port)]
+    cmd = [sys.executable, "-m", "palaestra", "serve-env", "--port", str(port)]
     cmd += ["--register", f"toy-v1={TOY}", "--register", f"toy-fault-v1={FAULT}", *args]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"

@@ -30,8 +30,10 @@ GOLDEN: dict[str, tuple[int, str]] = {
     "family-toolqa-v1": (54, "62dc8c757fc196fc"),
     "heldin-v1": (60, "6b17379dfe68d9a3"),
     "heldout-v1": (60, "ee6c9ee55e0aefbb"),
+    "injection-v1": (60, "b0957d9c3557df3d"),
     "perturbed-v1": (96, "56b95a2ac7c9e51e"),
     "recovery-v1": (60, "844018fb29de4a99"),
+    "safety-v1": (120, "c1e282af5e70b554"),
 }
 #: Suites with third-party environments: pinned in the integration tier (they need extras).
 EXTERNAL_GOLDEN: dict[str, tuple[int, str]] = {

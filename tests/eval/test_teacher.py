@@ -11,8 +11,8 @@ pytest.importorskip("transformers")
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from palaestra.data import tiny_path
 from palaestra.eval import teacher_forced_accuracy
-from palaestra.model._tiny import tiny_path
 
 CONV = [
     {"role": "system", "content": "You act."},

@@ -42,6 +42,7 @@ def _stage_times(out: Path) -> dict[str, float]:
     return {str(p.parent.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("stage.json")}
 
 
+@pytest.mark.train
 def test_evolve_runs_both_arms_resumes_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "evo"
     cfg = _config(iterations=0)
@@ -84,6 +85,7 @@ def test_evolve_runs_both_arms_resumes_and_reports(tmp_path: Path) -> None:
         evolve(cfg.model_copy(update={"demos": 7}), out, progress=False)
 
 
+@pytest.mark.train
 def test_expert_recovery_data_demonstrates_corrections_after_an_injected_mistake(
     tmp_path: Path,
 ) -> None:
@@ -163,5 +165,5 @@ def test_env_params_reach_every_task_of_the_env(tmp_path: Path) -> None:
 
 def test_no_successful_demonstrations_is_a_clear_error(tmp_path: Path) -> None:
     cfg = _config(envs=["house-v1"], eval_envs=["house-v1"], demos=2, max_steps=1)
-    with pytest.raises(ValueError, match=r"expert solved none.*raise max_steps"):
+    with pytest.raises(ValueError, match=r"expert solved none.*raise max_turns"):
         evolve(cfg, tmp_path / "run", progress=False)

@@ -21,10 +21,11 @@ pytest.importorskip("peft")
 from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase  # noqa: E402
 
+from palaestra.data import tiny_path  # noqa: E402
 from palaestra.model import ChatMessage, GenerationConfig, get_model  # noqa: E402
 from palaestra.model._hf import HFModel, _placement, build_atomically  # noqa: E402
 from palaestra.model._templates import GEMMA3_TEMPLATE, resolve_template  # noqa: E402
-from palaestra.model._tiny import IM_END, PRESETS, build_corpus, tiny_path  # noqa: E402
+from palaestra.model._tiny import IM_END, PRESETS, build_tiny  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -110,16 +111,15 @@ def test_tiny_registry_id_presets_and_hf_dir(tiny: HFModel, tiny_dir: Path, cach
         get_model("tiny/huge", cache_dir=cache)
 
 
-def test_corpus_excludes_heldout_and_includes_toy_env() -> None:
-    from palaestra.env import ToyEnv, make, tasks
-
-    text = "\n".join(build_corpus())
-    assert "Stop on the number" in text and "You are at 0." in text
-    assert "Stop on the number -" not in text  # ToyEnv's held-out targets are negative
-    shop = make("shop-v1")
-    heldout = tasks("shop-v1", "heldout", n=3)
-    assert all(shop.reset(t).text not in text for t in heldout)
-    assert ToyEnv.description in text
+def test_build_tiny_takes_its_text_from_the_caller(tmp_path: Path) -> None:
+    corpus = ["the cabinet 1 is open", "go to cabinet 1"] * 40
+    folder = build_tiny(corpus, "micro", cache_dir=tmp_path)
+    assert build_tiny(corpus, "micro", cache_dir=tmp_path) == folder  # same text: cached
+    assert build_tiny([*corpus, "a new word"], "micro", cache_dir=tmp_path) != folder
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert len(tok.tokenize(" cabinet")) == 1  # learnt from the given text
+    with pytest.raises(ValueError, match="unknown tiny preset"):
+        build_tiny(corpus, "huge", cache_dir=tmp_path)
 
 
 def test_atomic_build_leaves_nothing_on_failure(tmp_path: Path) -> None:
@@ -354,7 +354,8 @@ def test_bad_paths_are_named_in_the_error(tiny_dir: Path, tmp_path: Path) -> Non
 def test_missing_dependencies_name_the_extra(
     monkeypatch: pytest.MonkeyPatch, model_id: str, blocked: str, extra: str
 ) -> None:
-    for mod in ("palaestra.model._hf", "palaestra.model._tiny", "palaestra.model._gemma"):
+    mods = ("palaestra.model._hf", "palaestra.model._tiny", "palaestra.model._gemma")
+    for mod in (*mods, "palaestra.data._tiny"):
         monkeypatch.delitem(sys.modules, mod, raising=False)
     monkeypatch.setitem(sys.modules, blocked, None)  # makes `import blocked` raise ImportError
     with pytest.raises(ImportError, match=rf'pip install "palaestra\[{extra}\]"'):

@@ -1,4 +1,8 @@
-"""The tiny pretraining recipe: a deterministic corpus of environment text, a real training run."""
+"""The tiny pretraining recipe: a real training run on the environments' text.
+
+The corpus itself (deterministic, mistakes and corrections, synthetic copying
+documents) is ``palaestra.data``'s: tests/data/test_corpus.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from palaestra.model._pretrain import PretrainConfig, corpus, load_card, pretrain_tiny
+from palaestra.data import pretrain_tiny
+from palaestra.model import PretrainConfig
+from palaestra.model import load_pretrain_card as load_card
 
 
 def _small(**kw: object) -> PretrainConfig:
@@ -26,20 +32,7 @@ def _small(**kw: object) -> PretrainConfig:
     return PretrainConfig.model_validate(base)
 
 
-def test_corpus_is_deterministic_and_holds_mistakes_feedback_and_corrections() -> None:
-    config = _small(episodes=60)
-    first, again = list(corpus(config)), list(corpus(config))
-    assert first == again
-    assert {family for family, _ in first} == {"house-v1", "toolqa-v1"}
-    assert list(corpus(config.model_copy(update={"seed": 1}))) != first
-    text = "\n".join(m["content"] for _, msgs in first for m in msgs)
-    assert "Action: " in text and "Your task is to:" in text  # the agent's view, as chat turns
-    # Random and noisy episodes bring the environments' feedback on bad actions.
-    assert "not carried out" not in text  # no eval-time perturbation leaks in
-    roles = [m["role"] for _, msgs in first for m in msgs]
-    assert roles.count("assistant") > 100 and roles[0] == "system"
-
-
+@pytest.mark.train
 def test_pretraining_lowers_the_loss_and_writes_a_card(tmp_path: Path) -> None:
     config = _small()
     folder = pretrain_tiny(config, tmp_path / "pt", progress=False)
@@ -65,25 +58,7 @@ def test_a_corpus_too_small_for_one_batch_is_a_clear_error(tmp_path: Path) -> No
         pretrain_tiny(_small(episodes=1, seq_len=4096), tmp_path / "x", progress=False)
 
 
-def test_synthetic_documents_can_only_be_predicted_by_copying() -> None:
-    import random
-
-    from palaestra.model._pretrain import synthetic_doc
-
-    docs = [synthetic_doc(random.Random(i)) for i in range(40)]
-    assert docs == [synthetic_doc(random.Random(i)) for i in range(40)]  # seeded
-    text = "\n".join(docs)
-    # every shape appears: facts then queries, a view then where to go, echoes, repeats
-    for marker in ("Where is the", "Your task is to: find the", "You pick up the", "Again:"):
-        assert marker in text
-    # a query repeats a fact stated earlier in the same document
-    for doc in docs:
-        for line in doc.splitlines():
-            if line.startswith("Where is the"):
-                answer = line.split("? ", 1)[1].split(" Action:")[0]
-                assert answer in doc.split(line)[0]
-
-
+@pytest.mark.train
 def test_a_stage_continues_from_a_folder(tmp_path: Path) -> None:
     first = pretrain_tiny(_small(), tmp_path / "a", progress=False)
     second = pretrain_tiny(
@@ -94,3 +69,19 @@ def test_a_stage_continues_from_a_folder(tmp_path: Path) -> None:
     assert b.loss_curve[0][1] < a.loss_curve[0][1] - 0.5  # it starts where the first ended
     with pytest.raises(ValueError, match="init_from"):
         pretrain_tiny(_small(init_from=str(tmp_path)), tmp_path / "c", progress=False)
+
+
+def test_documents_are_chat_messages_or_plain_text(tmp_path: Path) -> None:
+    from palaestra.data import tiny_path
+    from palaestra.model import pretrain_on_documents
+
+    chat = [{"role": "user", "content": "go to cabinet 1"}, {"role": "assistant", "content": "ok"}]
+    docs = [("house-v1", chat), ("synthetic", "The mug 1 is in the cabinet 1.")] * 20
+    config = _small(max_steps=2, logging_steps=1, seq_len=32)
+    folder = pretrain_on_documents(
+        config, tmp_path / "d", docs, base=tiny_path("micro"), progress=False
+    )
+    card = load_card(folder)
+    assert card.corpus_episodes == {"house-v1": 20, "synthetic": 20} and card.steps == 2
+    with pytest.raises(ValueError, match=r"base: .* is not a model folder"):
+        pretrain_on_documents(config, tmp_path / "e", docs, base=tmp_path, progress=False)

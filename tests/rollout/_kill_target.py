@@ -18,7 +18,7 @@ class SlowToy(ToyEnv):
 if __name__ == "__main__":
     register("slowtoy-v1", SlowToy, max_episode_steps=30)
     cfg = load_config(
-        None, env="slowtoy-v1", agent="random", n=40, attempts=2, concurrency=6, max_steps=8
+        None, env="slowtoy-v1", agent="random", n=40, epochs=2, concurrency=6, max_turns=8
     )
     rollout(cfg, sys.argv[1], progress=False)
     print("COMPLETE")

@@ -33,7 +33,7 @@ def ray_cluster() -> Iterator[Any]:
 
 
 def _config(**kw: Any) -> RolloutConfig:
-    base: dict[str, Any] = {"env": "house-v1", "n": 6, "concurrency": 2, "max_steps": 40}
+    base: dict[str, Any] = {"env": "house-v1", "n": 6, "concurrency": 2, "max_turns": 40}
     return RolloutConfig(**(base | kw))
 
 
@@ -47,11 +47,11 @@ def _signature(store_dir: Path) -> dict[str, tuple[str, float, list[str | None]]
 
 def _expected_ids(cfg: RolloutConfig) -> set[str]:
     suite = tasks(cfg.env, cfg.split, cfg.n, cfg.difficulty, start=cfg.start)
-    return {f"{t.task_id}#{a}" for t in suite for a in range(cfg.attempts)}
+    return {f"{t.task_id}#{a}" for t in suite for a in range(cfg.epochs)}
 
 
 def test_expert_on_ray_matches_the_local_run(ray_cluster: Any, tmp_path: Path) -> None:
-    cfg = _config(agent="expert", attempts=2)
+    cfg = _config(agent="expert", epochs=2)
     local = rollout(cfg, tmp_path / "local", progress=False)
     on_ray = rollout(cfg.model_copy(update={"backend": "ray"}), tmp_path / "ray", progress=False)
     got = _signature(tmp_path / "ray")
@@ -135,7 +135,7 @@ def _scripted_provider_hook() -> Callable[[], None]:
 
 
 def test_a_model_is_built_and_batched_inside_each_worker(ray_cluster: Any, tmp_path: Path) -> None:
-    cfg = _config(agent="react", model="test-look", n=4, max_steps=3, concurrency=4)
+    cfg = _config(agent="react", model="test-look", n=4, max_turns=3, concurrency=4)
     cfg = cfg.model_copy(update={"backend": "ray"})
     store = RunStore(tmp_path)
     backend = RayRolloutBackend(
@@ -152,7 +152,7 @@ def test_a_model_is_built_and_batched_inside_each_worker(ray_cluster: Any, tmp_p
 
 
 def test_reflexion_attempts_of_a_task_stay_in_one_chunk(tmp_path: Path) -> None:
-    cfg = _config(agent="reflexion", model="tiny", n=3, attempts=3)
+    cfg = _config(agent="reflexion", model="tiny", n=3, epochs=3)
     store = RunStore(tmp_path)
     backend = RayRolloutBackend(cfg, store=store, chunk_size=2)
     chunks = backend._plan(tasks("house-v1", "train", 3), 3)
@@ -178,3 +178,73 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     backend = RayRolloutBackend(_config(agent="expert", backend="ray"))
     with pytest.raises(ImportError, match=r'pip install "palaestra\[ray\]"'):
         backend.run(tasks("house-v1", "train", 1))
+
+
+def _suite(tmp_path: Path) -> Path:
+    suite = tmp_path / "mini.yaml"
+    suite.write_text(
+        "id: mini-v1\nentries:\n"
+        "  - {env: house-v1, seeds: [0, 1, 2], difficulty: easy}\n"
+        "  - {env: toolqa-v1, split: test, n: 2, perturbations: [rename_verbs]}\n"
+    )
+    return suite
+
+
+def test_eval_runs_on_ray_like_it_runs_locally(ray_cluster: Any, tmp_path: Path) -> None:
+    # One driver (open_run) serves eval too: the suite's environments, agent wrapper and
+    # episode metadata travel to the workers as engine parts.
+    from palaestra.eval import EvalConfig, evaluate
+
+    cfg = EvalConfig(suite=str(_suite(tmp_path)), agent="expert", epochs=2, concurrency=2)
+    local = evaluate(cfg, tmp_path / "local", progress=False)
+    on_ray = evaluate(cfg.model_copy(update={"backend": "ray"}), tmp_path / "ray", progress=False)
+    assert on_ray.done == local.done == 10 and on_ray.outcomes == {"success": 10}
+    assert _signature(tmp_path / "ray") == _signature(tmp_path / "local")
+    with RunStore(tmp_path / "ray", readonly=True) as store:
+        run = store.run()
+        meta = {e.episode_id: e.metadata for e in store.episodes()}
+    with RunStore(tmp_path / "local", readonly=True) as store:
+        assert meta == {e.episode_id: e.metadata for e in store.episodes()}
+    assert run is not None and run.kind == "eval" and run.config["backend"] == "ray"
+    assert {m["suite"] for m in meta.values()} == {"mini-v1"}
+    assert sorted(len(m["perturbations"]) for m in meta.values()) == [0] * 6 + [1] * 4
+    res = CliRunner().invoke(
+        app, ["eval", "--suite", cfg.suite, "--agent", "expert", "-k", "2", "--backend", "ray",
+              "--out", str(tmp_path / "local")],
+    )  # fmt: skip
+    assert res.exit_code == 0 and "0 new episode(s), 10 already done" in res.output
+
+
+def test_a_lost_eval_chunk_keeps_its_episode_metadata(tmp_path: Path) -> None:
+    from palaestra.eval import EvalConfig
+    from palaestra.eval._run import suite_parts
+    from palaestra.eval._suites import get_suite, suite_tasks
+
+    suite = get_suite(str(_suite(tmp_path)))
+    items = suite_tasks(suite)
+    cfg = EvalConfig(suite=suite.id, agent="expert", max_retries=0)
+    store = RunStore(tmp_path / "run")
+    backend = RayRolloutBackend(cfg, run_id="e", store=store, parts=suite_parts(suite, items))
+    results: list[Episode] = []
+    queue: Any = __import__("collections").deque()
+    backend._requeue_or_fail(_Chunk([[(items[3].task, 0)]]), RuntimeError("x"), queue, results)
+    store.close()
+    [ep] = results
+    assert ep.outcome == "error" and ep.metadata["suite"] == "mini-v1"
+    assert ep.metadata["perturbations"] == ["rename_verbs"]
+
+
+def test_the_ray_backend_and_the_run_driver_do_not_import_each_other() -> None:
+    import ast
+
+    import palaestra.rollout as pkg
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((Path(pkg.__file__).parent / f"{module}.py").read_text())
+        return {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        }
+
+    assert not {"palaestra.rollout._run", "palaestra.rollout._driver"} & imports("_ray")
+    assert not {"palaestra.rollout._run", "palaestra.rollout._ray"} & imports("_build")
+    assert "palaestra.rollout._run" not in imports("_driver")

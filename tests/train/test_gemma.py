@@ -12,6 +12,7 @@ pytest.importorskip("gguf")
 
 
 @pytest.mark.integration
+@pytest.mark.train
 def test_gemma_lora_steps(tmp_path: Path) -> None:
     from datasets import Dataset
 

@@ -37,7 +37,7 @@ from palaestra.train import (
     render_episode,
     train_orm,
 )
-from palaestra.train._orm import _Example, encode, split_by_task  # pyright: ignore[reportPrivateUsage]
+from palaestra.train._orm_data import ORMExample, encode, split_by_task
 from palaestra.trajectory import Episode, RunStore
 
 MODEL = "tiny/micro"
@@ -122,8 +122,8 @@ def test_render_keeps_instruction_and_end_state_not_outcome(runs: dict[str, Path
 
 
 def test_split_is_by_task_and_stratified() -> None:
-    exs = [_Example(f"t{i}", "", "", bool(j)) for i in range(20) for j in (0, 1)]
-    exs += [_Example(f"f{i}", "", "", False) for i in range(10)]
+    exs = [ORMExample(f"t{i}", "", "", bool(j)) for i in range(20) for j in (0, 1)]
+    exs += [ORMExample(f"f{i}", "", "", False) for i in range(10)]
     train, val = split_by_task(exs, 0.3, seed=0)
     assert len(train) + len(val) == len(exs)
     assert not {e.task_id for e in train} & {e.task_id for e in val}
@@ -131,7 +131,7 @@ def test_split_is_by_task_and_stratified() -> None:
     assert sum(e.task_id.startswith("f") for e in val) == 3  # 30% of the failure-only stratum
     assert split_by_task(exs, 0.3, seed=0) == (train, val)  # deterministic
     with pytest.raises(ValueError, match="at least 2 tasks"):
-        split_by_task([_Example("t", "", "", True)], 0.3, seed=0)
+        split_by_task([ORMExample("t", "", "", True)], 0.3, seed=0)
 
 
 def test_metrics_known_values() -> None:
@@ -167,6 +167,7 @@ def test_one_class_is_refused(runs: dict[str, Path], tmp_path: Path) -> None:
 # ---- training, loading, labelling ---------------------------------------------------------
 
 
+@pytest.mark.train
 def test_orm_learns_success_on_held_out_tasks(trained: tuple[Path, ORMMeta]) -> None:
     out, meta = trained
     losses = [h["loss"] for h in meta.log_history if "loss" in h]
@@ -182,6 +183,7 @@ def test_orm_learns_success_on_held_out_tasks(trained: tuple[Path, ORMMeta]) -> 
     assert (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
 
 
+@pytest.mark.train
 def test_loaded_orm_scores_like_the_trained_one_and_labels_runs(
     runs: dict[str, Path], trained: tuple[Path, ORMMeta]
 ) -> None:
@@ -238,6 +240,7 @@ def test_sft_builder_takes_success_from_orm_labels(runs: dict[str, Path], tmp_pa
         build_sft([unlabelled], reward="orm")
 
 
+@pytest.mark.train
 def test_lora_orm_saves_its_head_and_reloads(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "lora"
     meta = train_orm(
@@ -261,6 +264,7 @@ def test_lora_orm_saves_its_head_and_reloads(runs: dict[str, Path], tmp_path: Pa
     )
 
 
+@pytest.mark.train
 def test_cli_train_label_show(
     runs: dict[str, Path], trained: tuple[Path, ORMMeta], tmp_path: Path
 ) -> None:

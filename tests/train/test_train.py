@@ -12,6 +12,8 @@ import torch
 datasets = pytest.importorskip("datasets")
 pytest.importorskip("trl")
 
+from _train_helpers import ParamChange, every_param_moved  # noqa: E402
+
 from palaestra.model import get_model  # noqa: E402
 from palaestra.train import (  # noqa: E402
     DPORunConfig,
@@ -73,7 +75,8 @@ def test_resolve_model_path(tmp_path: Path) -> None:
         resolve_model_path(f"hf/{tmp_path}")
 
 
-def test_sft_lora_trains_and_loads(tmp_path: Path) -> None:
+@pytest.mark.train
+def test_sft_lora_trains_and_loads(tmp_path: Path, param_changes: list[ParamChange]) -> None:
     data = _conversations(16)
     data.save_to_disk(str(tmp_path / "data"))
     (tmp_path / "data" / "dataset_card.json").write_text(json.dumps({"builder": "test"}))
@@ -87,6 +90,7 @@ def test_sft_lora_trains_and_loads(tmp_path: Path) -> None:
 
     losses = [h["loss"] for h in meta.log_history if "loss" in h]
     assert len(losses) == 6 and losses[-1] < losses[0]
+    every_param_moved(param_changes)  # every LoRA A and B matrix
     assert meta.dataset_card == {"builder": "test"} and meta.dataset_rows == 16
     assert (out / "adapter_config.json").is_file() and (out / "tokenizer_config.json").is_file()
     assert read_metadata(out).load_id == f"hf/{base.resolve()}+{out.resolve()}"
@@ -131,7 +135,8 @@ def _pairs(n: int) -> Any:
     )
 
 
-def test_dpo_margins_and_accuracy_rise(tmp_path: Path) -> None:
+@pytest.mark.train
+def test_dpo_margins_and_accuracy_rise(tmp_path: Path, param_changes: list[ParamChange]) -> None:
     cfg = DPORunConfig(learning_rate=5e-3, max_steps=8, batch_size=8, max_length=64, progress=False)
     meta = train_dpo(MODEL, _pairs(16), cfg, tmp_path / "dpo")
     logs = [h for h in meta.log_history if "rewards/margins" in h]
@@ -141,9 +146,11 @@ def test_dpo_margins_and_accuracy_rise(tmp_path: Path) -> None:
     assert last["rewards/margins"] > 0
     assert last["rewards/accuracies"] >= first["rewards/accuracies"]
     assert last["rewards/accuracies"] == 1.0
+    every_param_moved(param_changes)
     assert (tmp_path / "dpo" / "adapter_config.json").is_file()
 
 
+@pytest.mark.train
 def test_cli_train_and_merge(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
@@ -172,7 +179,8 @@ def test_cli_train_and_merge(tmp_path: Path) -> None:
     assert res.exit_code != 0 and "nope" in res.output
 
 
-def test_dpo_on_pairs_built_from_a_store(tmp_path: Path) -> None:
+@pytest.mark.train
+def test_dpo_on_pairs_built_from_a_store(tmp_path: Path, param_changes: list[ParamChange]) -> None:
     """Acceptance: pairs from `palaestra data pairs` (expert vs random on the same tasks)."""
     from palaestra.data import build_pairs
     from palaestra.rollout import load_config, rollout
@@ -194,3 +202,4 @@ def test_dpo_on_pairs_built_from_a_store(tmp_path: Path) -> None:
     assert logs[-1]["rewards/margins"] > logs[0]["rewards/margins"]
     assert logs[-1]["rewards/margins"] > 0
     assert logs[-1]["rewards/accuracies"] >= logs[0]["rewards/accuracies"]
+    every_param_moved(param_changes)

@@ -12,8 +12,6 @@ import os
 import re
 import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ pytest.importorskip(
     "fastapi", reason='the viewer needs the [web] extra: pip install "palaestra[web]"'
 )
 
+from _browser import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, serving
 from fastapi.testclient import TestClient
 
 from palaestra.cli.view import view_cmd
@@ -35,17 +34,6 @@ from palaestra.web import create_viewer_app
 from palaestra.web._index import diff_rows, same_action
 from palaestra.web._serve import bind, url_of
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE = '<img src=x onerror="window.__pwned=1"><b id="pwned">bold?</b> & </pre>'
 
@@ -294,37 +282,14 @@ def test_view_reports_a_port_in_use(runs: tuple[Path, Path]) -> None:
 
 @pytest.fixture
 def server(runs: tuple[Path, Path]) -> Iterator[str]:
-    import uvicorn
-
-    sock = bind("127.0.0.1", 0)
-    app = create_viewer_app(list(runs), allowed_hosts=["127.0.0.1"])
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "viewer did not start"
-        time.sleep(0.02)
-    yield url_of(sock)
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
-
-
-def _browser_or_skip() -> Any:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        pytest.skip("playwright missing: pip install playwright (never `playwright install`)")
-    return sync_playwright, expect
+    with serving(create_viewer_app(list(runs), allowed_hosts=["127.0.0.1"])) as url:
+        yield url
 
 
 def test_click_through_in_headless_chromium(
     server: str, runs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    sync_playwright, expect = _browser_or_skip()
+    sync_playwright, expect = browser_or_skip()
     expert_eps, random_eps = _stored(runs[0]), _stored(runs[1])
     ep = expert_eps[0]
     other = next(e for e in random_eps if e.task == ep.task)

@@ -1,8 +1,9 @@
-"""Agents that need no model: the environment's expert (for demonstrations) and uniform random.
+"""Agents that need no model: the environment's expert (for demonstrations), uniform random,
+and the expert writing CodeAct code (the CodeAct loop's test double).
 
-Both speak the ReAct format, so their trajectories have exactly the shape a
-model's do and feed the same data builders: the expert's conversations are
-supervised fine-tuning demonstrations (AgentTuning / AgentEvol's behavioural
+The first two speak the ReAct format, the third CodeAct's, so their trajectories
+have exactly the shape a model's do and feed the same data builders: the expert's
+conversations are supervised fine-tuning demonstrations (AgentTuning / AgentEvol's behavioural
 cloning data). The expert's thought is a fixed template — the oracle has a
 plan, not prose; builders that want richer thoughts can rewrite them.
 
@@ -15,8 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
+from palaestra.agent._chat import EpisodeContext
+from palaestra.agent._codeact import CodeActAgent
+from palaestra.agent._codeact_functions import derive_functions, py_str
 from palaestra.agent._core import ModelCall
-from palaestra.agent._react import EpisodeContext, ReactAgent
+from palaestra.agent._react import ReactAgent
 from palaestra.env import Environment
 from palaestra.model import ChatMessage, Completion
 
@@ -56,3 +60,26 @@ class RandomAgent(ReactAgent):
         action = ctx.rng.choice(actions) if actions else "look"
         return no_model_reply(f"Thought: I will try something.\nAction: {action}")
         yield  # pragma: no cover
+
+
+class CodeActExpertAgent(CodeActAgent):
+    """Test double: writes the environment expert's next action as a one-call code block."""
+
+    name = "codeact-expert"
+    needs_model = False
+
+    def decide(
+        self, env: Environment, messages: list[ChatMessage], ctx: EpisodeContext
+    ) -> Generator[ModelCall, Completion | None, Completion]:
+        return no_model_reply(expert_code_reply(env))
+        yield  # pragma: no cover - a generator that never asks the model
+
+
+def expert_code_reply(env: Environment) -> str:
+    """A CodeAct reply that takes ``env.expert()``'s action through the derived functions."""
+    action = env.expert()
+    call = next(
+        (c for f in derive_functions(env) if (c := f.call_for(action)) is not None),
+        f"act({py_str(action)})",
+    )
+    return f"Thought: the next step is {action.splitlines()[0]!r}.\n```python\nprint({call})\n```"

@@ -8,20 +8,22 @@ describes the action space compactly, as AgentOccam recommends); pass
 ``examples=`` to add them. An output without a parsable action is a format
 error: the model gets the feedback in ``prompts/format_error.txt`` as its
 next observation, the environment is not stepped, and the turn counts toward
-the step limit.
+the step limit. The loop itself (prologue, model calls, step building, endings) is
+:class:`~palaestra.agent.ChatAgent`'s; this module states the reply format and the acting.
 """
 
 from __future__ import annotations
 
-import random
 import re
 import time
-from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from palaestra.agent._core import Agent, AgentLoop, EpisodeEnd, ModelCall, for_attempt
-from palaestra.agent._prompts import TokenCounter, estimate_tokens, fit_history, template
+# EpisodeContext lived here until the chat-loop base took it; kept importable for a release.
+from palaestra.agent._chat import ChatAgent, ChatEpisode, EpisodeContext, TurnLoop
+from palaestra.agent._memory import TrajectoryMemory, format_examples
+from palaestra.agent._prompts import TokenCounter, estimate_tokens, template
 from palaestra.env import Environment, Observation, Task
 from palaestra.model import ChatMessage, Completion, GenerationConfig
 from palaestra.trajectory import Step
@@ -45,17 +47,6 @@ PROMPT_STYLES: tuple[PromptStyle, ...] = ("full", "compact", "act")
 def format_error_feedback(prompt: str, reason: str) -> str:
     """What a model hears after a reply without a parsable action, in its prompt style."""
     return template("format_error_act" if prompt == "act" else "format_error").format(reason=reason)
-
-
-@dataclass
-class EpisodeContext:
-    """Per-episode state handed to :meth:`ReactAgent.decide` (agents are shared by episodes)."""
-
-    task: Task
-    attempt: int
-    rng: random.Random
-    #: Decoding settings of this episode (the seed varies by attempt).
-    generation: GenerationConfig
 
 
 @dataclass(frozen=True)
@@ -104,7 +95,7 @@ def parse_react(text: str) -> Parsed:
     return Parsed(thought, action, None)
 
 
-class ReactAgent(Agent):
+class ReactAgent(ChatAgent[ChatEpisode]):
     """The ReAct loop. ``max_steps`` turns (format errors included) end the episode as ``limit``."""
 
     name = "react"
@@ -119,16 +110,30 @@ class ReactAgent(Agent):
         examples: str = "",
         seed: int = 0,
         prompt: PromptStyle = "full",
+        memory: TrajectoryMemory | str | Path | None = None,
+        memory_k: int = 2,
     ) -> None:
         if prompt not in PROMPT_STYLES:
             raise ValueError(f"prompt must be one of {PROMPT_STYLES}, not {prompt!r}")
+        super().__init__(
+            max_steps=max_steps,
+            max_prompt_tokens=max_prompt_tokens,
+            generation=generation,
+            count_tokens=count_tokens,
+            seed=seed,
+        )
         self.prompt = prompt
-        self.max_steps = max_steps
-        self.max_prompt_tokens = max_prompt_tokens
-        self.generation = generation or GenerationConfig(max_new_tokens=128, stop=["\nObservation"])
-        self.count_tokens = count_tokens
         self.examples = examples
-        self.seed = seed
+        #: Past successes retrieved per task as worked examples (AdaptAgent-style; see
+        #: :mod:`palaestra.agent._memory`); a path is a file written by ``TrajectoryMemory.save``.
+        self.trajectory_memory = (
+            memory
+            if memory is None or isinstance(memory, TrajectoryMemory)
+            else TrajectoryMemory.load(memory)
+        )
+        if memory_k < 1:
+            raise ValueError(f"memory_k must be at least 1, not {memory_k}")
+        self.memory_k = memory_k
 
     def system_prompt(self, env: Environment, task: Task) -> str:
         if self.prompt in ("compact", "act"):
@@ -137,93 +142,33 @@ class ReactAgent(Agent):
             text = template("react_system").format(
                 description=env.description.strip(), action_help=env.action_help.strip()
             )
-        return text + ("\n\n" + self.examples.strip() if self.examples else "")
+        if self.examples:
+            text += "\n\n" + self.examples.strip()
+        if self.trajectory_memory is not None:
+            hits = self.trajectory_memory.retrieve(
+                task.instruction, self.memory_k, env_id=task.env_id
+            )
+            if hits:
+                text += "\n\n" + format_examples(hits)
+        return text
 
-    def extra_system(self, task: Task) -> str:
-        """Hook for subclasses (Reflexion's memory)."""
-        return ""
+    def new_episode(self, env: Environment, ctx: EpisodeContext, first: Observation) -> ChatEpisode:
+        return ChatEpisode(env, ctx, first)
 
-    def decide(
-        self, env: Environment, messages: list[ChatMessage], ctx: EpisodeContext
-    ) -> Generator[ModelCall, Completion | None, Completion]:
-        """Get the next reply: ask the model (subclasses may answer without one)."""
-        prompt = fit_history(messages, self.max_prompt_tokens, self.count_tokens)
-        completion = yield ModelCall(prompt, ctx.generation)
-        if not isinstance(completion, Completion):
-            raise TypeError("the driver must send a Completion in reply to a ModelCall")
-        return completion
+    def instructions(self, ep: ChatEpisode) -> str:
+        return self.system_prompt(ep.env, ep.ctx.task)
 
-    def run(self, env: Environment, task: Task, attempt: int = 0) -> AgentLoop:
-        rng = random.Random(f"{self.seed}:{task.task_id}:{attempt}")
-        ctx = EpisodeContext(task, attempt, rng, for_attempt(self.generation, attempt))
+    def act(self, ep: ChatEpisode, completion: Completion, step: Step) -> TurnLoop:
+        parsed = parse_react(completion.text)
+        step = step.model_copy(update={"thought": parsed.thought, "action": parsed.action})
+        if parsed.action is None:
+            reason = parsed.error or ""
+            yield self.format_error(ep, step, reason, format_error_feedback(self.prompt, reason))
+            return None
         t0 = time.perf_counter()
-        # Reset first: wrappers (perturbations) set up the task's surface on reset,
-        # and the system prompt must describe this task's actions, not the last one's.
-        first = env.reset(task)
-        env_seconds = time.perf_counter() - t0
-        system = self.system_prompt(env, task)
-        extra = self.extra_system(task)
-        if extra:
-            system += "\n\n" + extra
-        messages = [
-            ChatMessage(role="system", content=system),
-            ChatMessage(role="user", content=first.text),
-        ]
-        previous: str | None = None
-        obs: Observation = first
-        for index in range(self.max_steps):
-            new_from = len(messages) - 1
-            t0 = time.perf_counter()
-            completion = yield from self.decide(env, messages, ctx)
-            model_seconds = time.perf_counter() - t0
-            parsed = parse_react(completion.text)
-            messages.append(ChatMessage(role="assistant", content=completion.text))
-            step = Step(
-                index=index,
-                prompt_messages=messages[new_from:-1],
-                raw_output=completion.text,
-                thought=parsed.thought,
-                action=parsed.action,
-                prompt_tokens=completion.prompt_tokens,
-                completion_tokens=completion.completion_tokens,
-                model_seconds=model_seconds,
-                env_seconds=env_seconds,
-            )
-            env_seconds = 0.0
-            if parsed.action is None:
-                feedback = format_error_feedback(self.prompt, parsed.error or "")
-                step = step.model_copy(
-                    update={
-                        "format_error": parsed.error,
-                        "observation": feedback,
-                        "progress": env.progress(),
-                    }
-                )
-                messages.append(ChatMessage(role="user", content=feedback))
-                yield step
-                continue
-            t0 = time.perf_counter()
-            obs = env.step(parsed.action)
-            env_seconds = time.perf_counter() - t0
-            step = step.model_copy(
-                update={
-                    "observation": obs.text,
-                    "reward": obs.reward,
-                    "progress": env.progress(),
-                    "terminated": obs.terminated,
-                    "truncated": obs.truncated,
-                    "invalid_action": bool(obs.info.get("invalid")),
-                    "repeated_action": parsed.action == previous,
-                    "info": obs.info,
-                    "env_seconds": env_seconds,
-                }
-            )
-            previous = parsed.action
-            messages.append(ChatMessage(role="user", content=obs.text))
-            yield step
-            if obs.terminated:
-                outcome = "success" if obs.info.get("success") else "failure"
-                return EpisodeEnd(outcome, messages)
-            if obs.truncated:
-                return EpisodeEnd("limit", messages, limit_reason="env_truncated")
-        return EpisodeEnd("limit", messages, limit_reason="steps")
+        obs = ep.env.step(parsed.action)
+        seconds = time.perf_counter() - t0
+        step = self.observed(ep, step, parsed.action, obs, seconds)
+        ep.messages.append(ChatMessage(role="user", content=obs.text))
+        yield step
+        return self.ending(ep)

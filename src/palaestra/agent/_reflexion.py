@@ -30,7 +30,7 @@ class ReflexionAgent(ReactAgent):
     attempts_in_order = True
 
     def __init__(self, *, max_reflections: int = 3, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)  # pyright: ignore[reportArgumentType]
         self.max_reflections = max_reflections
         self.memory: dict[str, list[str]] = {}
         self.reflect_config = GenerationConfig(max_new_tokens=160)

@@ -69,7 +69,7 @@ def demo(
             env = make(env_id)
             try:
                 for difficulty in DIFFICULTIES:
-                    suite = tasks(env_id, split, n, difficulty)  # type: ignore[arg-type]
+                    suite = tasks(env_id, split, n, difficulty)
                     row: dict[str, object] = {"env": env_id, "difficulty": difficulty, "n": n}
                     for name, policy in (
                         ("expert", expert_policy),

@@ -97,7 +97,7 @@ def _split_difficulty(split: str, difficulty: str) -> tuple[Split, Difficulty]:
         fail(f"--split must be one of {', '.join(SPLITS)}; got {split!r}")
     if difficulty not in DIFFICULTIES:
         fail(f"--difficulty must be one of {', '.join(DIFFICULTIES)}; got {difficulty!r}")
-    return split, difficulty  # type: ignore[return-value]
+    return split, difficulty
 
 
 @app.command("play")

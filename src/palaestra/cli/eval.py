@@ -3,65 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from palaestra.cli._common import console, fail, import_hint
+from palaestra.cli._options import CONFIG_OPTION, MODEL_DECLS, config_flags
+from palaestra.eval._run import EvalConfig
+
+#: Flags that are not ``--`` plus the field's name.
+DECLS = {"model": MODEL_DECLS, "epochs": ("--epochs", "-k")}
 
 
+@config_flags(EvalConfig, decls=DECLS)
 def eval_cmd(
+    overrides: dict[str, Any],
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (re-run to resume)."),
-    suite: str | None = typer.Option(
-        None, help="Suite id (heldin-v1, heldout-v1, perturbed-v1, family-shop-v1, ...) or a .yaml."
-    ),
-    model: str | None = typer.Option(
-        None, help="Model id: hf/PATH, openai/NAME, gemma-270m, tiny."
-    ),
-    agent: str | None = typer.Option(
-        None, help="react, reflexion, expert or random (default: react)."
-    ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", "-k", help="Episodes per task (pass@k, pass^k) (default: 1)."
-    ),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of settings."),
-    base_url: str | None = typer.Option(None, help="Server URL for openai/ models."),
-    concurrency: int | None = typer.Option(None, help="Episodes in flight (default: 8)."),
-    max_steps: int | None = typer.Option(None, help="Agent turns per episode (default: 100)."),
-    max_tokens: int | None = typer.Option(None, help="Token budget per episode."),
-    max_seconds: float | None = typer.Option(None, help="Wall-time budget per episode."),
-    max_retries: int | None = typer.Option(None, help="Retries after an error (default: 2)."),
-    temperature: float | None = typer.Option(None, help="Sampling temperature (default: 0)."),
-    max_new_tokens: int | None = typer.Option(None, help="Tokens per reply (default: 128)."),
-    seed: int | None = typer.Option(None, help="Sampling seed (default: 0)."),
+    config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Evaluate an agent on a suite (every task for k epochs); re-run to resume.
 
     Every finished episode is stored at once, so a re-run of the same command
-    runs only what is missing.
+    runs only what is missing. Suites: heldin-v1, heldout-v1, perturbed-v1,
+    recovery-v1, family-<env>-v1, ... or a suite .yaml file.
 
     Settings come from flags, else from --config, else the defaults.
     """
     from palaestra.eval._run import evaluate, load_eval_config
 
     try:
-        cfg = load_eval_config(
-            config,
-            suite=suite,
-            model=model,
-            agent=agent,
-            epochs=epochs,
-            base_url=base_url,
-            concurrency=concurrency,
-            max_steps=max_steps,
-            max_tokens=max_tokens,
-            max_seconds=max_seconds,
-            max_retries=max_retries,
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-        )
+        cfg = load_eval_config(config, **overrides)
         from palaestra.agent import get_agent
 
         if cfg.epochs > 1 and cfg.temperature == 0 and get_agent(cfg.agent).needs_model:

@@ -51,8 +51,9 @@ def build_tiny_cmd(
     if out is not None and (out / "config.json").exists():
         fail(f"{out} already holds a model; pick a new --out or remove it")
     try:
-        from palaestra.model._pretrain import PretrainConfig, load_card, pretrain_tiny
-        from palaestra.model._tiny import tiny_path
+        from palaestra.data import pretrain_tiny, tiny_path
+        from palaestra.model import PretrainConfig
+        from palaestra.model import load_pretrain_card as load_card
     except ImportError as e:
         fail(import_hint(e, "palaestra model build-tiny"))
     if not pretrain:

@@ -15,6 +15,8 @@ import typer
 from rich.table import Table
 
 from palaestra.cli._common import console, fail, import_hint
+from palaestra.cli._options import CONFIG_OPTION, MODEL_DECLS, config_flags
+from palaestra.train import ORMConfig
 
 orm_app = typer.Typer(
     help="Outcome reward model: label runs with predicted success.", no_args_is_help=True
@@ -56,29 +58,17 @@ def metrics_table(meta: Any) -> Table:
     return table
 
 
+@config_flags(ORMConfig, decls={"learning_rate": ("--learning-rate", "--lr")})
 def orm_train_cmd(
+    overrides: dict[str, Any],
     model: str = typer.Option(
-        ..., "--model", "-m", help="Base model: tiny, gemma-270m, hf/DIR or a checkpoint folder."
+        ..., *MODEL_DECLS, help="Base model: tiny, gemma-270m, hf/DIR or a checkpoint folder."
     ),
     runs: list[Path] = typer.Option(
         ..., "--runs", "-r", help="Run folders to learn from (repeat)."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder of the ORM."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of settings."),
-    method: str | None = typer.Option(None, help="lora or full (default lora)."),
-    learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
-    epochs: float | None = typer.Option(None, help="Passes over the data (default 1)."),
-    max_steps: int | None = typer.Option(None, help="Optimizer steps (overrides epochs)."),
-    batch_size: int | None = typer.Option(None, help="Episodes per device per step."),
-    max_length: int | None = typer.Option(None, help="Tokens per trajectory (default 1024)."),
-    head_tokens: int | None = typer.Option(
-        None, help="Instruction tokens kept at the front (default 128)."
-    ),
-    val_fraction: float | None = typer.Option(None, help="Share of tasks held out (default 0.2)."),
-    balance: str | None = typer.Option(
-        None, help="reweight, subsample or none (default reweight)."
-    ),
-    seed: int | None = typer.Option(None, help="Seed of the split and training (default 0)."),
+    config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Train an outcome reward model: predict success from a trajectory (WebRL's ORM).
 
@@ -90,18 +80,6 @@ def orm_train_cmd(
         from palaestra.train import load_orm_config, train_orm
     except ImportError as e:
         fail(import_hint(e, "palaestra train orm"))
-    overrides: dict[str, Any] = {
-        "method": method,
-        "learning_rate": learning_rate,
-        "epochs": epochs,
-        "max_steps": max_steps,
-        "batch_size": batch_size,
-        "max_length": max_length,
-        "head_tokens": head_tokens,
-        "val_fraction": val_fraction,
-        "balance": balance,
-        "seed": seed,
-    }
     try:
         cfg = load_orm_config(config, **overrides)
         meta = train_orm(model, runs, cfg, out)

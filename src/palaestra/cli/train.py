@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from palaestra.cli._common import console, fail, import_hint
+from palaestra.cli._options import CONFIG_OPTION, MODEL_DECLS, config_flags
+from palaestra.train._config import DPORunConfig, SFTRunConfig
 
 train_app = typer.Typer(
-    help="Fine-tune a model on a built dataset (SFT or DPO).", no_args_is_help=True
+    help="Fine-tune a model on a built dataset (SFT, DPO or an outcome reward model).",
+    no_args_is_help=True,
 )
 
 _MODEL_HELP = "Base model: tiny, gemma-270m, hf/DIR or a checkpoint folder."
 _DATA_HELP = "Dataset folder (palaestra data ...), or a .jsonl/.parquet file."
+#: Flags that are not ``--`` plus the field's name (``--lr``: the old, short spelling).
+DECLS = {"learning_rate": ("--learning-rate", "--lr")}
 
 
 def _check_data(data: Path) -> None:
@@ -24,42 +30,14 @@ def _check_data(data: Path) -> None:
         fail(f"--data {data} is not a dataset folder, .jsonl or .parquet file")
 
 
-def _overrides(
-    method: str | None,
-    learning_rate: float | None,
-    epochs: float | None,
-    max_steps: int | None,
-    batch_size: int | None,
-    grad_accum: int | None,
-    max_length: int | None,
-    seed: int | None,
-) -> dict[str, object]:
-    return {
-        "method": method,
-        "learning_rate": learning_rate,
-        "epochs": epochs,
-        "max_steps": max_steps,
-        "batch_size": batch_size,
-        "grad_accum": grad_accum,
-        "max_length": max_length,
-        "seed": seed,
-    }
-
-
 @train_app.command("sft")
+@config_flags(SFTRunConfig, decls=DECLS)
 def sft_cmd(
-    model: str = typer.Option(..., "--model", "-m", help=_MODEL_HELP),
+    overrides: dict[str, Any],
+    model: str = typer.Option(..., *MODEL_DECLS, help=_MODEL_HELP),
     data: Path = typer.Option(..., "--data", "-d", help=_DATA_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (adapter or model)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of settings."),
-    method: str | None = typer.Option(None, help="lora or full (default: lora)."),
-    learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
-    epochs: float | None = typer.Option(None, help="Passes over the data (default: 1)."),
-    max_steps: int | None = typer.Option(None, help="Optimizer steps (overrides epochs)."),
-    batch_size: int | None = typer.Option(None, help="Sequences per device per step."),
-    grad_accum: int | None = typer.Option(None, help="Gradient accumulation steps."),
-    max_length: int | None = typer.Option(None, help="Tokens per sequence."),
-    seed: int | None = typer.Option(None, help="Seed (default: 0)."),
+    config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Supervised fine-tuning with loss on the agent's trainable turns.
 
@@ -68,12 +46,7 @@ def sft_cmd(
     try:
         from palaestra.train import load_sft_config, train_sft
 
-        cfg = load_sft_config(
-            config,
-            **_overrides(
-                method, learning_rate, epochs, max_steps, batch_size, grad_accum, max_length, seed
-            ),
-        )
+        cfg = load_sft_config(config, **overrides)
         _check_data(data)
         meta = train_sft(model, data, cfg, out)
     except ImportError as e:
@@ -86,20 +59,13 @@ def sft_cmd(
 
 
 @train_app.command("dpo")
+@config_flags(DPORunConfig, decls=DECLS)
 def dpo_cmd(
-    model: str = typer.Option(..., "--model", "-m", help=_MODEL_HELP),
+    overrides: dict[str, Any],
+    model: str = typer.Option(..., *MODEL_DECLS, help=_MODEL_HELP),
     data: Path = typer.Option(..., "--data", "-d", help=_DATA_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (adapter or model)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of settings."),
-    method: str | None = typer.Option(None, help="lora or full (default: lora)."),
-    learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
-    epochs: float | None = typer.Option(None, help="Passes over the data (default: 1)."),
-    max_steps: int | None = typer.Option(None, help="Optimizer steps (overrides epochs)."),
-    batch_size: int | None = typer.Option(None, help="Pairs per device per step."),
-    grad_accum: int | None = typer.Option(None, help="Gradient accumulation steps."),
-    max_length: int | None = typer.Option(None, help="Tokens per prompt + reply."),
-    seed: int | None = typer.Option(None, help="Seed (default: 0)."),
-    beta: float | None = typer.Option(None, help="DPO beta (default: 0.1)."),
+    config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Direct Preference Optimization on prompt/chosen/rejected pairs.
 
@@ -108,13 +74,7 @@ def dpo_cmd(
     try:
         from palaestra.train import load_dpo_config, train_dpo
 
-        cfg = load_dpo_config(
-            config,
-            beta=beta,
-            **_overrides(
-                method, learning_rate, epochs, max_steps, batch_size, grad_accum, max_length, seed
-            ),
-        )
+        cfg = load_dpo_config(config, **overrides)
         _check_data(data)
         meta = train_dpo(model, data, cfg, out)
     except ImportError as e:
@@ -128,7 +88,10 @@ def merge_cmd(
     folders: list[Path] = typer.Argument(..., help="An adapter folder, or several fine-tunes."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder of the merged model."),
     base: str | None = typer.Option(
-        None, help="Base model (default: the adapter's own); needed with --breadcrumbs."
+        None,
+        "--base",
+        *MODEL_DECLS,
+        help="Base model (default: the adapter's own); needed with --breadcrumbs.",
     ),
     breadcrumbs: bool = typer.Option(
         False, help="Merge several fine-tunes of BASE with Model Breadcrumbs."

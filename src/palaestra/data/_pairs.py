@@ -49,8 +49,7 @@ from palaestra.data._common import (
     to_dataset,
     tokenizer_name,
 )
-from palaestra.trajectory import Episode
-from palaestra.trajectory._schema import SearchTree, TreeNode
+from palaestra.trajectory import Episode, SearchTree, TreeNode
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -49,8 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from palaestra.agent import ExpertAgent, parse_react, template
-from palaestra.agent._react import format_error_feedback
+from palaestra.agent import ExpertAgent, format_error_feedback, parse_react, template
 from palaestra.data._common import (
     DatasetCard,
     Encoder,
@@ -64,7 +63,7 @@ from palaestra.data._common import (
     tokenizer_name,
 )
 from palaestra.env import Environment, Observation, Perturbation, Task, make
-from palaestra.eval._suites import split_perturbation
+from palaestra.eval import split_perturbation
 from palaestra.model import ChatMessage, GenerationConfig, Model
 from palaestra.trajectory import Episode, Step
 

@@ -50,8 +50,7 @@ from palaestra.data._common import (
     tokenizer_name,
 )
 from palaestra.model import ChatMessage, GenerationConfig, Model
-from palaestra.trajectory import Episode, RunStore
-from palaestra.trajectory._schema import SearchTree, TreeNode
+from palaestra.trajectory import Episode, RunStore, SearchTree, TreeNode
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -36,7 +36,7 @@ from palaestra.data._common import (
     tokenizer_name,
 )
 from palaestra.data._general import load_general
-from palaestra.trajectory import Episode
+from palaestra.trajectory import Episode, read_orm_labels
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -78,9 +78,6 @@ def build_sft(
     counts = {"episodes": 0, "successful": 0, "duplicates_dropped": 0}
     orm_success: dict[str, set[str]] = {}
     if reward == "orm":
-        # Imported here: the label reader lives with the ORM, next to torch.
-        from palaestra.train._orm import read_orm_labels
-
         counts["unlabelled"] = 0
         for src in srcs:
             labels = read_orm_labels(src.path)

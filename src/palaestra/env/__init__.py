@@ -10,6 +10,7 @@ from palaestra.env._baselines import (
     random_policy,
     run_episode,
 )
+from palaestra.env._builtin import BUILTIN_FAMILIES, BUILTIN_SPECS
 from palaestra.env._checker import CheckReport, EnvCheckError, check_env
 from palaestra.env._core import (
     DIFFICULTIES,
@@ -33,10 +34,21 @@ from palaestra.env._registry import (
     spec,
     tasks,
 )
+from palaestra.env._suggest import close_env_ids, unknown_env_message
 from palaestra.env._toy import ToyEnv
-from palaestra.env._wrappers import PERTURBATIONS, Perturb, Perturbation, StepLimit, Wrapper
+from palaestra.env._wrappers import (
+    ALL_PERTURBATIONS,
+    PERTURBATIONS,
+    Perturb,
+    Perturbation,
+    StepLimit,
+    Wrapper,
+)
 
 __all__ = [
+    "ALL_PERTURBATIONS",
+    "BUILTIN_FAMILIES",
+    "BUILTIN_SPECS",
     "DIFFICULTIES",
     "ENTRY_POINT_GROUP",
     "PERTURBATIONS",
@@ -61,6 +73,7 @@ __all__ = [
     "ToyEnv",
     "Wrapper",
     "check_env",
+    "close_env_ids",
     "expert_policy",
     "make",
     "random_policy",
@@ -69,4 +82,5 @@ __all__ = [
     "run_episode",
     "spec",
     "tasks",
+    "unknown_env_message",
 ]

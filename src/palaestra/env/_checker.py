@@ -28,18 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from palaestra.env._core import DIFFICULTIES, Difficulty, Environment, Observation, Task
+from palaestra.errors import EnvCheckError as EnvCheckError  # re-export: moved to errors.py
 
 _STANDARD_INFO_KEYS = ("step", "progress", "invalid", "invalid_kind", "invalid_count")
 _BAD_ACTIONS = ("", "   ", "xyzzy plugh", "go to the moon and back[[[", "\x00", "a" * 2000)
-
-
-class EnvCheckError(AssertionError):
-    """``check_env`` found contract violations; ``problems`` lists them all."""
-
-    def __init__(self, env_id: str, problems: list[str]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{env_id} failed {len(problems)} conformance check(s):\n{lines}")
 
 
 @dataclass

@@ -87,20 +87,17 @@ from pydantic import (
     model_validator,
 )
 
+# Defined in palaestra/errors.py with every other exception; re-exported from here, where
+# they were defined before (palaestra.env re-exports them too).
+from palaestra.errors import EnvError as EnvError
+from palaestra.errors import ResetNeeded as ResetNeeded
+
 Split = Literal["train", "test", "heldout"]
 Difficulty = Literal["easy", "medium", "hard"]
 InvalidKind = Literal["malformed", "invalid_action"]
 
 SPLITS: tuple[Split, ...] = ("train", "test", "heldout")
 DIFFICULTIES: tuple[Difficulty, ...] = ("easy", "medium", "hard")
-
-
-class EnvError(RuntimeError):
-    """An infrastructure failure (server down, simulator crash): an error outcome, not a reward of 0."""
-
-
-class ResetNeeded(RuntimeError):
-    """``step`` was called before ``reset`` or after the episode ended: a caller bug."""
 
 
 class Task(BaseModel):
@@ -223,7 +220,20 @@ class Environment(ABC):
         difficulty: Difficulty = "easy",
         **params: JsonValue,
     ) -> Task:
-        """Generate the task for these fields (deterministic, cheap enough to call per seed)."""
+        """Generate the task for these fields (deterministic, cheap enough to call per seed).
+
+        Args:
+            seed: Picks the task within the split; the same fields give the same task.
+            split: ``"train"``, ``"test"`` or ``"heldout"``; splits never share tasks.
+            difficulty: ``"easy"``, ``"medium"`` or ``"hard"``.
+            **params: Family-specific knobs (JSON values), part of the task's identity.
+
+        Returns:
+            The :class:`Task`, with ``env_id`` set and its ``instruction`` written.
+
+        Raises:
+            ValueError: An unknown or out-of-range parameter.
+        """
 
     @abstractmethod
     def _reset(self, task: Task) -> str:
@@ -234,18 +244,63 @@ class Environment(ABC):
         """Apply a stripped, non-empty action. Use :meth:`reject` for invalid actions."""
 
     @abstractmethod
-    def available_actions(self) -> list[str]: ...
+    def available_actions(self) -> list[str]:
+        """The actions valid in the current state.
+
+        For actions with free text (a search query, an answer) families list
+        concrete useful instances, so the list is a menu, not the whole grammar.
+
+        Returns:
+            Action strings, each one accepted by :meth:`step` in this state
+            (``check_env`` verifies this).
+        """
 
     @abstractmethod
-    def progress(self) -> float: ...
+    def progress(self) -> float:
+        """How much of the task is done: the fraction of its subgoals met so far.
+
+        AgentBoard's progress rate; it is also ``info["progress"]`` of every observation.
+
+        Returns:
+            A float in ``[0, 1]``; ``1.0`` when the task is solved.
+        """
 
     @abstractmethod
-    def expert(self) -> str: ...
+    def expert(self) -> str:
+        """The oracle's next action: a step of an optimal plan from the current state.
+
+        Whatever happened before (mistakes, detours), following ``expert()`` from
+        any reachable non-terminal state solves the task.
+
+        Returns:
+            One action string for :meth:`step`.
+
+        Raises:
+            RuntimeError: No episode to plan for (before the first :meth:`reset`;
+                :class:`ResetNeeded` in most families).
+            NotImplementedError: The environment has no oracle (``has_expert`` is
+                False, e.g. a remote AgentGym server).
+        """
 
     #: False for environments without an oracle (``expert()`` raises
     #: ``NotImplementedError``, e.g. remote AgentGym servers): ``check_env`` then
     #: skips the expert checks and the CLI says there is none.
     has_expert: bool = True
+
+    #: True for environments whose observations carry third-party text (a web page, a
+    #: document, an email): they implement :meth:`third_party_spans`, and the
+    #: ``inject_instruction`` perturbation plants a prompt injection there.
+    third_party_text: ClassVar[bool] = False
+
+    def third_party_spans(self, text: str) -> list[tuple[int, int]]:
+        """``(start, end)`` character spans of ``text`` written by a third party, not the user.
+
+        ``text`` is the observation this environment returned last (a valid one;
+        the current state is available). Spans are where an attacker could have
+        written: a product page, a retrieved document, a message body. Default:
+        none; families that override it set :attr:`third_party_text`.
+        """
+        return []
 
     def _new_task(
         self,
@@ -285,6 +340,23 @@ class Environment(ABC):
         return self
 
     def reset(self, task: Task) -> Observation:
+        """Start a new episode of ``task``, discarding the current one.
+
+        The same task always gives the same first observation and, after the
+        same actions, the same trajectory.
+
+        Args:
+            task: A task of this environment (from :meth:`make_task` or ``tasks()``).
+
+        Returns:
+            The first :class:`Observation`: its text contains the instruction,
+            ``reward`` is 0, and ``info`` carries the standard keys (``step`` 0).
+
+        Raises:
+            TypeError: ``task`` is not a :class:`Task`.
+            ValueError: The task belongs to another environment id.
+            EnvError: The environment's infrastructure failed (a dead server or simulator).
+        """
         if not isinstance(task, Task):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"reset() takes a Task, got {type(task).__name__}")
         if self.env_id and task.env_id != self.env_id:
@@ -298,6 +370,30 @@ class Environment(ABC):
         return self._last
 
     def step(self, action: str) -> Observation:
+        """Apply one action and return what follows.
+
+        A malformed or impossible action is not an error: the observation says
+        what went wrong and how actions look, ``info["invalid"]`` is True, the
+        state is unchanged and the episode goes on. After an observation with
+        ``terminated`` or ``truncated`` set, call :meth:`reset`.
+
+        Args:
+            action: The agent's action, a plain string (surrounding and repeated
+                whitespace is collapsed before the environment sees it).
+
+        Returns:
+            The :class:`Observation`: ``text``; ``reward`` of this step in ``[0, 1]``
+            (an episode's rewards sum to its score); ``terminated`` (the task reached
+            an end); ``truncated`` (cut short from outside, e.g. the step limit);
+            ``info`` with ``step``, ``progress``, ``invalid``, ``invalid_kind``,
+            ``invalid_count``, and ``success`` once terminated.
+
+        Raises:
+            ResetNeeded: No episode is running (before the first reset, or after its end).
+            TypeError: ``action`` is not a str.
+            EnvError: The environment's infrastructure failed (a dead server or simulator);
+                callers record an error outcome, never a reward of 0.
+        """
         if self._task is None:
             raise ResetNeeded("call reset(task) before step()")
         if self._done:
@@ -321,6 +417,11 @@ class Environment(ABC):
         return self._last
 
     def close(self) -> None:
+        """Release what the environment holds (processes, sandboxes, browsers, files).
+
+        Call it when done with the environment (``contextlib.closing(make(...))``
+        does); an environment that holds nothing does nothing here.
+        """
         self._close()
 
     def reject(self, feedback: str, kind: InvalidKind = "invalid_action") -> Observation:

@@ -6,68 +6,32 @@ made, or a callable). An id's meaning never changes: a changed world gets a
 new version (``shop-v2``), and re-registering an id with a different entry
 point is an error unless ``override=True``.
 
-Third-party packages register environments through the ``palaestra.envs``
-entry-point group: each entry point names a function, called once on first
-use of the registry, that calls :func:`register`.
+On first use the registry registers the built-in table (``_builtin.py``),
+then the external adapters (``external/``). Third-party packages register
+environments through the ``palaestra.envs`` entry-point group: each entry
+point names a function, called once on first use of the registry, that calls
+:func:`register`.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import JsonValue
 
+from palaestra.env import _injection
+from palaestra.env._builtin import BUILTIN_SPECS
 from palaestra.env._core import DIFFICULTIES, SPLITS, Difficulty, Environment, Split, Task
+from palaestra.env._spec import EnvFactory as EnvFactory  # re-export: defined in _spec.py
+from palaestra.env._spec import EnvSpec as EnvSpec
 from palaestra.env._wrappers import Perturb, Perturbation, StepLimit
 
 ENTRY_POINT_GROUP = "palaestra.envs"
 _ID_RE = re.compile(r"^(?:[\w.]+/)?[a-z0-9][\w.-]*-v\d+$")
-
-EnvFactory = Callable[..., Environment]
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    """What ``make(id)`` builds."""
-
-    id: str
-    entry_point: str | EnvFactory
-    max_episode_steps: int | None = None
-    kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
-    #: Where the registration came from (``"palaestra"`` or an entry point's package).
-    source: str = "palaestra"
-    #: Constructor keyword arguments a remote client may set (``POST /envs`` of
-    #: ``palaestra serve-env``); the server refuses every other one. List only
-    #: arguments that change nothing on the server host — a generator knob, never a
-    #: sandbox, a URL, a path, a timeout or a resource limit (those are the operator's:
-    #: ``serve-env --env-kwargs``).
-    client_kwargs: frozenset[str] = frozenset()
-
-    @property
-    def family(self) -> str:
-        return self.id.rsplit("-v", 1)[0]
-
-    def load(self) -> EnvFactory:
-        if callable(self.entry_point):
-            return self.entry_point
-        module_name, _, attr = self.entry_point.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as e:
-            raise ImportError(
-                f"environment {self.id!r} needs {module_name!r}, which failed to import: {e}"
-            ) from e
-        obj = module
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj  # pyright: ignore[reportReturnType]
-
 
 _REGISTRY: dict[str, EnvSpec] = {}
 _plugins_loaded = False
@@ -129,9 +93,19 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    from palaestra.env._builtin import register_builtin
+    for builtin in BUILTIN_SPECS:
+        register(
+            builtin.id,
+            builtin.entry_point,
+            max_episode_steps=builtin.max_episode_steps,
+            kwargs=builtin.kwargs,
+            client_kwargs=builtin.client_kwargs,
+        )
+    # Adapters to other people's environments: each registers its ids, cheaply (no
+    # third-party import until an id is made).
+    from palaestra.env.external import register_external
 
-    register_builtin()
+    register_external()
     global _plugin_source
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         # What a plugin registers is the plugin's, whatever source= it passes (or omits):
@@ -181,6 +155,9 @@ def make(
     s = spec(id)
     env = s.load()(**{**s.kwargs, **kwargs})
     env.env_id = id
+    if perturbations and "inject_instruction" in perturbations and not env.third_party_text:
+        env.close()  # refused here, where the registry can list the environments that can
+        raise ValueError(_injection.refusal(id, _injection.injectable_envs(registry())))
     if perturbations:
         env = Perturb(env, perturbations, seed=perturbation_seed)
     limit = s.max_episode_steps if max_episode_steps is None else max_episode_steps

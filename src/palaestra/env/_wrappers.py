@@ -21,6 +21,21 @@ fails on:
   wrong object), and the observation says so. Success then measures recovery
   from a mistake rather than base skill — the ``recovery-v1`` suite. This one
   is ours, not AgentRefine's: the paper measures recovery only indirectly.
+- ``inject_instruction``: a prompt injection (AgentDojo: "AgentDojo: A Dynamic
+  Environment to Evaluate Prompt Injection Attacks and Defenses for LLM
+  Agents", Debenedetti et al., 2024). The first valid observation that
+  carries third-party text (``Environment.third_party_spans``: a product
+  page, a document, a web page) gets an instruction planted in it, one of
+  ``_injection.INJECTION_TEMPLATES`` naming an *attacker action*: a valid action of
+  that state, seeded, and never one of the expert's remaining plan (so the
+  expert never executes it by accident). ``info["injection"]`` records
+  ``attacker_action``, ``planted_at`` and ``executed_at`` (values of
+  ``info["step"]``, or None) and ``executed``: whether the agent then issued
+  the attacker's action and the environment carried it out — AgentDojo's
+  targeted attack success. Environments without third-party text
+  (``third_party_text`` False) refuse it: ``make`` and suites with an error
+  naming the environments that have it. Not in :data:`PERTURBATIONS`, which
+  work on every environment; :data:`ALL_PERTURBATIONS` lists every name.
 
 AgentRefine perturbs by editing its environments' prompts; we do it in a
 wrapper so every family (and third-party adapter) gets the same
@@ -35,11 +50,18 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from palaestra.env import _injection
 from palaestra.env._core import Difficulty, Environment, Observation, Split, Task
 
 Perturbation = Literal[
-    "rename_verbs", "shuffle_actions", "paraphrase_instruction", "distractors", "inject_mistake"
+    "rename_verbs",
+    "shuffle_actions",
+    "paraphrase_instruction",
+    "distractors",
+    "inject_mistake",
+    "inject_instruction",
 ]
+#: The perturbations that apply to every environment.
 PERTURBATIONS: tuple[Perturbation, ...] = (
     "rename_verbs",
     "shuffle_actions",
@@ -47,6 +69,8 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
     "distractors",
     "inject_mistake",
 )
+#: Every perturbation: also ``inject_instruction``, for environments with third-party text.
+ALL_PERTURBATIONS: tuple[Perturbation, ...] = (*PERTURBATIONS, "inject_instruction")
 #: Steps (0-based) at which ``inject_mistake`` may replace the agent's action.
 INJECT_STEPS = (1, 2)
 
@@ -59,13 +83,17 @@ class Wrapper(Environment):
         self.env = env
         self.env_id = env.env_id
 
-    description = property(lambda self: self.env.description)  # type: ignore[assignment]
-    action_help = property(lambda self: self.env.action_help)  # type: ignore[assignment]
-    action_verbs = property(lambda self: self.env.action_verbs)  # type: ignore[assignment]
+    description = property(lambda self: self.env.description)  # pyright: ignore[reportAssignmentType]
+    action_help = property(lambda self: self.env.action_help)  # pyright: ignore[reportAssignmentType]
+    action_verbs = property(lambda self: self.env.action_verbs)  # pyright: ignore[reportAssignmentType]
+    third_party_text = property(lambda self: self.env.third_party_text)  # pyright: ignore[reportAssignmentType]
 
     @property
     def unwrapped(self) -> Environment:
         return self.env.unwrapped
+
+    def third_party_spans(self, text: str) -> list[tuple[int, int]]:
+        return self.env.third_party_spans(text)
 
     @property
     def task(self) -> Task | None:
@@ -226,6 +254,7 @@ class Perturb(Wrapper):
 
     ``seed`` is combined with each task's id, so every task is perturbed
     differently but reproducibly. ``info['perturbations']`` lists what is on.
+    ``last_observation`` is the perturbed observation the agent was shown.
     """
 
     def __init__(
@@ -235,11 +264,13 @@ class Perturb(Wrapper):
         seed: int = 0,
         n_distractors: int = 2,
     ) -> None:
-        unknown = [p for p in perturbations if p not in PERTURBATIONS]
+        unknown = [p for p in perturbations if p not in ALL_PERTURBATIONS]
         if unknown:
             raise ValueError(
-                f"unknown perturbation(s) {unknown}; choose from {list(PERTURBATIONS)}"
+                f"unknown perturbation(s) {unknown}; choose from {list(ALL_PERTURBATIONS)}"
             )
+        if "inject_instruction" in perturbations and not env.third_party_text:
+            raise ValueError(_injection.refusal(env.env_id))
         super().__init__(env)
         self.perturbations: tuple[Perturbation, ...] = tuple(dict.fromkeys(perturbations))
         self.seed = seed
@@ -250,6 +281,8 @@ class Perturb(Wrapper):
         self._instruction: tuple[str, str] | None = None
         self._distractors: list[str] = []
         self._inject_at: int | None = None
+        self._injection: _injection.Injection | None = None
+        self._last: Observation | None = None
         self._t = 0
 
     # ---- surface transforms --------------------------------------------------
@@ -296,15 +329,42 @@ class Perturb(Wrapper):
         return action
 
     def _observe(self, obs: Observation) -> Observation:
-        text = self._show(obs.text)
+        planted = self._plant(obs)
+        text = self._show(planted.text if planted else obs.text)
+        if planted:
+            text = text.replace(_injection.MARK, planted.instruction)
         if "distractors" in self.perturbations and self._distractors:
             text = text.rstrip() + "\n" + " ".join(self._distractors)
         info = {**obs.info, "perturbations": list(self.perturbations)}
+        if self._injection is not None:
+            info["injection"] = self._injection.info()
         return obs.model_copy(update={"text": text, "info": info})
 
+    def _plant(self, obs: Observation) -> _injection.Plant | None:
+        """Plant the injection in the first valid observation with third-party text."""
+        inj, task = self._injection, self.env.task
+        if inj is None or inj.planted_at is not None or task is None:
+            return None
+        if obs.done or obs.info.get("invalid"):
+            return None
+        step = int(obs.info.get("step", 0))
+        key = f"{self.seed}:{task.task_id}:{step}"
+        planted = _injection.plant(self.env, obs, key, self._rename_action)
+        if planted is not None:
+            inj.attacker_action, inj.planted_at = planted.attacker_action, step
+        return planted
+
     @property
-    def action_help(self) -> str:  # type: ignore[override]
+    def action_help(self) -> str:
         return self._rename_in(self.env.action_help)
+
+    @property
+    def last_observation(self) -> Observation | None:
+        return self._last
+
+    def _emit(self, obs: Observation) -> Observation:
+        self._last = obs
+        return obs
 
     # ---- contract ------------------------------------------------------------
 
@@ -340,7 +400,10 @@ class Perturb(Wrapper):
             self._inject_at = random.Random(f"inject:{self.seed}:{task.task_id}").choice(
                 INJECT_STEPS
             )
-        return self._observe(self.env.reset(task))
+        self._injection = (
+            _injection.Injection() if "inject_instruction" in self.perturbations else None
+        )
+        return self._emit(self._observe(self.env.reset(task)))
 
     def _wrong_action(self, intended: str) -> str | None:
         """A valid action that is not the expert's and does not end the episode."""
@@ -373,7 +436,7 @@ class Perturb(Wrapper):
                 shown = self._rename_action(wrong)
                 note = f"(Your action was not carried out. Instead, you did: {shown}.)\n"
                 info = {**obs.info, "injected_action": wrong, "intended_action": action}
-                return obs.model_copy(update={"text": note + obs.text, "info": info})
+                return self._emit(obs.model_copy(update={"text": note + obs.text, "info": info}))
         if original.startswith("\x00renamed:"):
             obs = self.env.step("\x00")  # counted as malformed by the inner env
             hint = (
@@ -383,8 +446,12 @@ class Perturb(Wrapper):
             )
             # The hint is built after _observe: it must show the typed action and
             # the verb list verbatim, not pass them through the renaming again.
-            return self._observe(obs).model_copy(update={"text": hint})
-        return self._observe(self.env.step(original))
+            return self._emit(self._observe(obs).model_copy(update={"text": hint}))
+        obs = self.env.step(original)
+        inj = self._injection
+        if inj is not None and _injection.executed(inj, original, obs):
+            inj.executed, inj.executed_at = True, int(obs.info.get("step", self._t))
+        return self._emit(self._observe(obs))
 
     def available_actions(self) -> list[str]:
         actions = [self._rename_action(a) for a in self.env.available_actions()]
@@ -400,9 +467,12 @@ class Perturb(Wrapper):
         return self._rename_action(self.env.expert())
 
     def snapshot(self) -> object:
-        return (self.env.snapshot(), self._t)
+        injection = self._injection.copy() if self._injection is not None else None
+        return (self.env.snapshot(), self._t, injection, self._last)
 
     def restore(self, snapshot: object) -> None:
-        inner, t = snapshot  # pyright: ignore[reportGeneralTypeIssues]
+        inner, t, injection, last = snapshot  # pyright: ignore[reportGeneralTypeIssues]
         self.env.restore(inner)
         self._t = int(t)  # pyright: ignore[reportUnknownArgumentType]
+        self._injection = injection.copy() if injection is not None else None
+        self._last = last

@@ -9,7 +9,8 @@ interval, or Wilson's where the bootstrap is degenerate.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from palaestra.eval._metrics import Estimate, GroupMetrics, RunMetrics
@@ -324,4 +325,59 @@ def curve(runs: Sequence[RunMetrics], labels: Sequence[str]) -> bytes | None:
         ax.set_title(f"{metric.capitalize()} over iterations")
         ax.grid(alpha=0.3)
     ax1.legend(fontsize=8)
+    return _png(fig)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One point of :func:`panel_curves`: ``value`` in [0, 1] with its interval, at ``x``."""
+
+    panel: str
+    series: str
+    x: int
+    value: float
+    low: float
+    high: float
+
+
+def panel_curves(
+    points: Sequence[CurvePoint],
+    *,
+    styles: Mapping[str, tuple[str, str]] | None = None,
+    xlabel: str = "iteration",
+    ylabel: str = "success rate",
+) -> bytes | None:
+    """One panel per ``panel`` (in first-seen order), a line with error bars per series.
+
+    ``styles`` maps a series to ``(color, matplotlib fmt)``; others take the run
+    colors. A series needs two points in a panel to be drawn; None when no panel has any.
+    """
+    panels = list(dict.fromkeys(p.panel for p in points))
+    series = list(dict.fromkeys(p.series for p in points))
+    if not any(
+        sum(p.panel == panel and p.series == s for p in points) >= 2
+        for panel in panels
+        for s in series
+    ):
+        return None
+    fig, axes = _figure(3.2 * len(panels), 3.0, ncols=len(panels))
+    xticks = sorted({p.x for p in points})
+    for ax, panel in zip(axes, panels, strict=True):
+        for i, s in enumerate(series):
+            pts = sorted(
+                (p for p in points if p.panel == panel and p.series == s), key=lambda p: p.x
+            )
+            if len(pts) < 2:
+                continue
+            color, fmt = (styles or {}).get(s, (RUN_COLORS[i % len(RUN_COLORS)], "o-"))
+            ys = [p.value for p in pts]
+            err = [[p.value - p.low for p in pts], [p.high - p.value for p in pts]]
+            ax.errorbar([p.x for p in pts], ys, yerr=err, fmt=fmt, color=color, capsize=3, label=s)
+        ax.set_title(panel)
+        ax.set_xticks(xticks)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(loc="best", fontsize=8)
     return _png(fig)

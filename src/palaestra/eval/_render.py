@@ -1,8 +1,12 @@
-"""Render a :class:`~palaestra.eval._report.Report` as HTML, Markdown and rich terminal tables.
+"""Render a :class:`~palaestra.eval.Report` as HTML, Markdown and rich terminal tables.
 
 All three draw on the same :func:`~palaestra.eval._report.sections`, so
 they show identical numbers. The HTML is one self-contained file: inline
 CSS, figures as base64 ``data:`` PNGs, no scripts, no external links.
+
+Other reports (``palaestra evolve``'s) are built from the same parts, through
+the public :func:`html_page` and :func:`markdown_page`: a title, a list of
+:class:`~palaestra.eval.Section` tables and their figures, in the same style.
 """
 
 from __future__ import annotations
@@ -164,6 +168,33 @@ def section_html(sec: Section, figs: Mapping[str, tuple[str, bytes]]) -> list[st
     parts.append(_html_table(sec))
     parts.extend(_img(figs[k][1], figs[k][0]) for k in sec.figures if k in figs)
     return parts
+
+
+def html_page(
+    title: str,
+    sections: Sequence[Section],
+    figures: Mapping[str, tuple[str, bytes]] | None = None,
+    *,
+    footer: Sequence[str] = (),
+) -> str:
+    """A self-contained HTML page: ``title`` as heading, then each section and its figures.
+
+    ``figures`` maps the keys sections name in :attr:`Section.figures` to
+    ``(caption, PNG bytes)``; ``footer`` is raw HTML appended after the sections.
+    """
+    parts = [*page_head(title), f"<h1>{html.escape(title)}</h1>"]
+    for sec in sections:
+        parts += section_html(sec, figures or {})
+    parts += [*footer, "</main></body></html>"]
+    return "\n".join(parts)
+
+
+def markdown_page(title: str, sections: Sequence[Section], *, footer: Sequence[str] = ()) -> str:
+    """The same page as Markdown: ``# title``, then each section; ``footer`` lines at the end."""
+    lines = [f"# {title}", ""]
+    for sec in sections:
+        lines += section_markdown(sec)
+    return "\n".join([*lines, *footer]) + "\n"
 
 
 def _meta(report: Report) -> str:

@@ -16,24 +16,25 @@ Epochs are independent samples (tau-bench's pass^k needs that): agents vary
 the sampling seed by attempt (``palaestra.agent.for_attempt``); at
 temperature 0 the seed is left alone, so epochs batch together.
 
-Resumable like ``palaestra rollout``: re-running the same command runs only
-the missing (task, epoch) pairs, and a config that changes what an episode
-means (agent, model, suite tasks, budgets, decoding) is refused.
+Resumable like ``palaestra rollout``, and driven by the same code
+(:func:`palaestra.rollout._driver.open_run`), so it runs on either backend
+(``backend: ray``): re-running the same command runs only the missing (task,
+epoch) pairs, and a config that changes what an episode means (agent, model,
+suite tasks, budgets, decoding) is refused.
 """
 
 from __future__ import annotations
 
 import copy
-import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError
 from rich.console import Console
 
 from palaestra._config import config_changes, load_config, refuse_changes
-from palaestra.agent import AGENTS, Agent, AgentLoop, ReflexionAgent, get_agent
+from palaestra.agent import Agent, AgentLoop
 from palaestra.env import Environment, Task
 from palaestra.eval._suites import (
     Suite,
@@ -44,58 +45,28 @@ from palaestra.eval._suites import (
     suite_fingerprint,
     suite_tasks,
 )
-from palaestra.model import Model, get_model
-from palaestra.rollout._config import AgentSettings, RolloutConfig
-from palaestra.rollout._engine import Limits, RolloutStats
-from palaestra.rollout._run import (
-    build_agent,
-    git_hash,
-    make_engine,
-    package_versions,
-    run_with_progress,
-)
-from palaestra.trajectory import Run, RunStore
+from palaestra.model import Model
+from palaestra.rollout._build import EngineParts, build_agent
+from palaestra.rollout._config import RESUMABLE_SETTINGS, RunSettings, turns_field
+from palaestra.rollout._driver import open_run
+from palaestra.rollout._engine import RolloutStats
+from palaestra.trajectory import RunStore
 
 #: Fields that may change when a run is resumed (they do not change what an episode means).
-RESUMABLE_CHANGES = frozenset({"concurrency", "epochs", "max_retries", "base_url"})
+RESUMABLE_CHANGES = RESUMABLE_SETTINGS
 
 
-#: Agents announced in the CLI but not implemented yet, with what to use meanwhile.
-class EvalConfig(AgentSettings):
+class EvalConfig(RunSettings):
     """Everything an eval run needs; stored in the run header (``suite`` as the suite id)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(
-        default=None,
-        description="Model id (hf/..., openai/..., gemma-270m, tiny). Not needed for the "
-        "expert and random agents.",
-    )
-    base_url: str | None = Field(default=None, description="Server URL for openai/ models.")
     suite: str = Field(description="Suite id (heldin-v1, ...) or the path of a suite .yaml file.")
-    epochs: int = Field(default=1, ge=1, description="Episodes per task (k of pass@k, pass^k).")
-    concurrency: int = Field(default=8, ge=1, description="Episodes in flight at once.")
-    max_steps: int = Field(
-        default=100,
-        ge=1,
-        description="Agent turns per episode, format errors included; each environment's own "
-        "step limit (shop 30, house 50, toolqa 20, maze 100) usually ends an episode first.",
+    max_turns: int = turns_field(
+        100,
+        "Agent turns per episode, format errors included; each environment's own step limit "
+        "(shop 30, house 50, toolqa 20, maze 100) usually ends an episode first.",
     )
-    max_tokens: int | None = Field(
-        default=None, ge=1, description="Token budget per episode (prompt + completion)."
-    )
-    max_seconds: float | None = Field(default=None, gt=0, description="Wall time per episode.")
-    max_retries: int = Field(default=2, ge=0, description="Retries of an episode after an error.")
-    temperature: float = Field(default=0.0, ge=0, description="Sampling temperature (0 = greedy).")
-    max_prompt_tokens: int = Field(default=3072, ge=64, description="History budget per prompt.")
-    seed: int = Field(default=0, ge=0, description="Sampling seed (epoch e > 0 derives its own).")
-
-    @field_validator("agent")
-    @classmethod
-    def _known_agent(cls, v: str) -> str:
-        if v in AGENTS:
-            return v
-        raise ValueError(f"unknown agent {v!r}; choose one of {', '.join(AGENTS)}")
 
 
 def load_eval_config(path: str | Path | None = None, **overrides: Any) -> EvalConfig:
@@ -132,6 +103,25 @@ def episode_metadata(suite: Suite, items: list[SuiteTask]) -> dict[str, dict[str
         }
         for st in items
     }
+
+
+class SuiteMetadata:
+    """``Episode.metadata`` of a suite's episodes by task id (picklable, for Ray's workers)."""
+
+    def __init__(self, by_task: Mapping[str, dict[str, Any]]) -> None:
+        self.by_task = dict(by_task)
+
+    def __call__(self, task: Task, attempt: int) -> dict[str, Any]:
+        return copy.deepcopy(self.by_task[task.task_id])
+
+
+def suite_parts(suite: Suite, items: list[SuiteTask]) -> EngineParts:
+    """The engine parts of an eval: one ``SuiteEnv`` plays every task, the agent points it."""
+    return EngineParts(
+        envs=SuiteEnv,
+        wrap_agent=SuiteAgent,
+        episode_metadata=SuiteMetadata(episode_metadata(suite, items)),
+    )
 
 
 def run_config(config: EvalConfig, suite: Suite) -> dict[str, Any]:
@@ -171,21 +161,10 @@ def check_resume(store: RunStore, config: EvalConfig, suite: Suite) -> None:
     refuse_changes(store.run_dir, "an eval run", diffs)
 
 
-def build_suite_agent(config: EvalConfig, model: Model | None, env_id: str) -> SuiteAgent:
-    # build_agent reads the agent and decoding fields; RolloutConfig also wants an env id.
-    settings = RolloutConfig(
-        env=env_id,
-        agent=config.agent,
-        max_steps=config.max_steps,
-        max_prompt_tokens=config.max_prompt_tokens,
-        prompt=config.prompt,
-        search=config.search,
-        temperature=config.temperature,
-        max_new_tokens=config.max_new_tokens,
-        seed=config.seed,
-    )
-    inner = build_agent(settings, model)
-    return SuiteAgent(inner)
+def build_suite_agent(config: EvalConfig, model: Model | None, env_id: str = "") -> SuiteAgent:
+    """The agent ``config`` describes, wrapped for suite play (``env_id`` is unused; kept
+    for one release)."""
+    return SuiteAgent(build_agent(config, model))
 
 
 def evaluate(
@@ -202,47 +181,13 @@ def evaluate(
     """
     suite = get_suite(config.suite)
     items = suite_tasks(suite)
-    out = Path(out_dir)
-    store = RunStore(out)
-    try:
-        check_resume(store, config, suite)
-        needs_model = get_agent(config.agent).needs_model
-        if needs_model and model is None:
-            if not config.model:
-                raise ValueError(f"agent {config.agent!r} needs --model")
-            kwargs = {"base_url": config.base_url} if config.base_url else {}
-            model = get_model(config.model, **kwargs)
-        if not needs_model:
-            model = None
-        store.write_run(
-            Run(
-                run_id=out.name,
-                kind="eval",
-                model_id=model.id if model else config.agent,
-                agent=config.agent,
-                config=run_config(config, suite),
-                git_hash=git_hash(),
-                packages=package_versions(),
-                palaestra_version=package_versions().get("palaestra", ""),
-                host=platform.node(),
-            )
-        )
-        agent = build_suite_agent(config, model, items[0].task.env_id)
-        if isinstance(agent.inner, ReflexionAgent):
-            agent.inner.remember(store.episodes())
-        meta: Mapping[str, dict[str, Any]] = episode_metadata(suite, items)
-        engine = make_engine(
-            agent,
-            SuiteEnv,
-            model,
-            run_id=out.name,
-            store=store,
-            concurrency=config.concurrency,
-            limits=Limits(max_tokens=config.max_tokens, max_seconds=config.max_seconds),
-            max_retries=config.max_retries,
-            episode_metadata=lambda task, _attempt: copy.deepcopy(meta[task.task_id]),
-        )
-        tasks = [st.task for st in items]
-        return run_with_progress(engine, tasks, config.epochs, console or Console(), progress)
-    finally:
-        store.close()
+    with open_run(
+        config,
+        out_dir,
+        kind="eval",
+        parts=suite_parts(suite, items),
+        header_config=run_config(config, suite),
+        check_resume=lambda store: check_resume(store, config, suite),
+        model=model,
+    ) as run:
+        return run.execute([st.task for st in items], console=console, progress=progress)

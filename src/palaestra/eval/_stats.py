@@ -165,7 +165,7 @@ def paired_bootstrap(
     if d.size == 0 or w.sum() <= 0:
         return 0.0, None, 1.0
     delta = float(d.sum() / w.sum())
-    if d.size == 1:
+    if d.size == 1 or n_boot <= 0:  # no resampling: no interval, no bootstrap p-value
         return delta, None, 1.0
     if np.allclose(d, 0.0):
         return delta, (0.0, 0.0), 1.0

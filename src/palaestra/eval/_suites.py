@@ -40,8 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, m
 
 from palaestra._config import yaml_error_message
 from palaestra.env import (
+    ALL_PERTURBATIONS,
     DIFFICULTIES,
-    PERTURBATIONS,
     Difficulty,
     Environment,
     Observation,
@@ -169,11 +169,13 @@ def perturbed_task(task: Task, perturbations: list[Perturbation], seed: int = 0)
     """``task`` with ``perturbations`` recorded in its params (a new task id); as is if none."""
     if not perturbations:
         return task
-    unknown = [p for p in perturbations if p not in PERTURBATIONS]
+    unknown = [p for p in perturbations if p not in ALL_PERTURBATIONS]
     if unknown:
-        raise ValueError(f"unknown perturbation(s) {unknown}; choose from {list(PERTURBATIONS)}")
+        raise ValueError(
+            f"unknown perturbation(s) {unknown}; choose from {list(ALL_PERTURBATIONS)}"
+        )
     # Canonical order, so the same set of perturbations is the same task id.
-    ordered: list[JsonValue] = [p for p in PERTURBATIONS if p in perturbations]
+    ordered: list[JsonValue] = [p for p in ALL_PERTURBATIONS if p in perturbations]
     params: dict[str, JsonValue] = {**task.params, PERTURB_KEY: ordered, PERTURB_SEED_KEY: seed}
     return Task(
         env_id=task.env_id,
@@ -193,7 +195,7 @@ def split_perturbation(task: Task) -> tuple[Task, tuple[Perturbation, ...], int]
     seed = task.params.get(PERTURB_SEED_KEY, 0)
     if not isinstance(raw, list) or not isinstance(seed, int):
         raise ValueError(f"task {task.task_id}: malformed {PERTURB_KEY!r} params {task.params}")
-    perts: tuple[Perturbation, ...] = tuple(p for p in PERTURBATIONS if p in raw)
+    perts: tuple[Perturbation, ...] = tuple(p for p in ALL_PERTURBATIONS if p in raw)
     if len(perts) != len(raw):
         raise ValueError(f"task {task.task_id}: unknown perturbation(s) in {raw}")
     params = {k: v for k, v in task.params.items() if k not in (PERTURB_KEY, PERTURB_SEED_KEY)}
@@ -217,9 +219,12 @@ def suite_tasks(suite: Suite) -> list[SuiteTask]:
     where: dict[str, int] = {}
     for i, entry in enumerate(suite.entries):
         try:
-            env = make(entry.env, max_episode_steps=0)
+            # With the entry's perturbations: make refuses the ones this env cannot take.
+            env = make(entry.env, max_episode_steps=0, perturbations=entry.perturbations or None)
         except KeyError as e:
             raise ValueError(f"suite {suite.id!r}: entries.{i}.env: {e.args[0]}") from None
+        except ValueError as e:
+            raise ValueError(f"suite {suite.id!r}: entries.{i} ({entry.env}): {e}") from None
         levels = entry.levels
         try:
             for j, seed in enumerate(entry.seed_list):
@@ -394,9 +399,9 @@ class SuiteEnv(Environment):
             raise RuntimeError("SuiteEnv has no current environment: call select(task) or reset")
         return self._current
 
-    description = property(lambda self: self._current.description if self._current else "")  # type: ignore[assignment]
-    action_help = property(lambda self: self._current.action_help if self._current else "")  # type: ignore[assignment]
-    action_verbs = property(lambda self: self._current.action_verbs if self._current else ())  # type: ignore[assignment]
+    description = property(lambda self: self._current.description if self._current else "")  # pyright: ignore[reportAssignmentType]
+    action_help = property(lambda self: self._current.action_help if self._current else "")  # pyright: ignore[reportAssignmentType]
+    action_verbs = property(lambda self: self._current.action_verbs if self._current else ())  # pyright: ignore[reportAssignmentType]
 
     @property
     def unwrapped(self) -> Environment:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from palaestra.model._templates import mask_spans
+from palaestra.model import mask_spans
 
 
 class TeacherForced(BaseModel):

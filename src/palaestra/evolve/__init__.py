@@ -1,12 +1,19 @@
 """The self-improvement loop: ``palaestra evolve``.
 
-- :class:`EvolveConfig` / :func:`load_evolve_config`: what a run does (YAML + flags).
+- :class:`EvolveConfig` / :func:`load_evolve_config`: what a run does (YAML + flags);
+  :func:`check_evolve_config`: refuse a config a later stage could not run with.
 - :func:`evolve`: base SFT, then iterations of curriculum → rollouts → data →
   training → evaluation, with a control arm; resumable stage by stage.
 - :mod:`palaestra.evolve._curriculum`: the next iteration's tasks from this one's results.
 """
 
-from palaestra.evolve._config import CurriculumConfig, DataMix, EvolveConfig, load_evolve_config
+from palaestra.evolve._config import (
+    CurriculumConfig,
+    DataMix,
+    EvolveConfig,
+    check_evolve_config,
+    load_evolve_config,
+)
 from palaestra.evolve._curriculum import check_no_leak, next_cells, propose
 from palaestra.evolve._loop import EvolveResult, ModelRecord, evolve
 
@@ -16,6 +23,7 @@ __all__ = [
     "EvolveConfig",
     "EvolveResult",
     "ModelRecord",
+    "check_evolve_config",
     "check_no_leak",
     "evolve",
     "load_evolve_config",

@@ -10,12 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 
 from palaestra._config import load_config as load_config_file
-from palaestra.agent._react import PromptStyle
-from palaestra.env import DIFFICULTIES, Difficulty
-from palaestra.env._suggest import unknown_env_message
+from palaestra.agent import PromptStyle
+from palaestra.env import DIFFICULTIES, Difficulty, unknown_env_message
 from palaestra.train import DPORunConfig, SFTRunConfig
 
 
@@ -106,7 +113,12 @@ class EvolveConfig(BaseModel):
     prompt: PromptStyle = Field(
         default="full", description="System prompt style of the ReAct agent (see rollout)."
     )
-    max_steps: int = Field(default=12, ge=1, description="Agent turns per episode.")
+    max_turns: int = Field(
+        default=12,
+        ge=1,
+        validation_alias=AliasChoices("max_turns", "max_steps"),  # max_steps: its old name
+        description="Agent turns per episode (rollouts, demonstrations and evaluations).",
+    )
     max_new_tokens: int = Field(default=64, ge=1, description="Tokens per model reply.")
     concurrency: int = Field(default=16, ge=1, description="Episodes in flight at once.")
     demos: int = Field(
@@ -249,7 +261,7 @@ def _model_problems(model: str) -> list[str]:
     import importlib.util
 
     if model == "tiny" or model.startswith("tiny/"):
-        from palaestra.model._tiny import PRESETS
+        from palaestra.model import TINY_PRESETS as PRESETS
 
         preset = model.partition("/")[2]
         if preset not in PRESETS:
@@ -284,7 +296,7 @@ def _agent_problems(agent: str) -> list[str]:
 
 def _env_problems(config: EvolveConfig) -> list[str]:
     from palaestra.env import spec
-    from palaestra.eval._suites import get_suite
+    from palaestra.eval import get_suite
 
     problems: list[str] = []
     needed = dict.fromkeys(config.envs, "envs")

@@ -74,7 +74,7 @@ class Plan(BaseModel):
 
 def check_no_leak(train: Iterable[Task], eval_tasks: Iterable[Task]) -> None:
     """Refuse training tasks from the heldout split or from any evaluation suite."""
-    from palaestra.eval._suites import split_perturbation
+    from palaestra.eval import split_perturbation
 
     train = list(train)
     held = [t.task_id for t in train if t.split == "heldout"]

@@ -138,7 +138,7 @@ class _Stages:
 
 def eval_suite_file(config: EvolveConfig, out: Path) -> tuple[Path, list[Task]]:
     """One suite holding every configured eval suite's entries (filtered to ``eval_envs``)."""
-    from palaestra.eval._suites import get_suite, suite_tasks
+    from palaestra.eval import get_suite, suite_tasks
 
     entries: list[dict[str, Any]] = []
     ids: list[str] = []
@@ -223,7 +223,7 @@ def _eval_config(config: EvolveConfig, **kw: Any) -> Any:
     from palaestra.eval import EvalConfig
 
     base: dict[str, Any] = {
-        "max_steps": config.max_steps,
+        "max_turns": config.max_turns,
         "max_new_tokens": config.max_new_tokens,
         "prompt": config.prompt,
         "concurrency": config.concurrency,
@@ -268,7 +268,7 @@ def _episodes(run_dir: str | Path) -> list[Any]:
 
 def _heldin_success(run_dir: str | Path) -> float | None:
     """Success of the held-in group of an evaluation run, as the report computes it."""
-    from palaestra.eval._metrics import compute_metrics
+    from palaestra.eval import compute_metrics
 
     group = compute_metrics(_episodes(run_dir), n_boot=0).by_group.get("heldin")
     return group.success.value if group is not None else None
@@ -385,7 +385,7 @@ def evolve(
         if not len(ds):
             raise ValueError(
                 f"the expert solved none of the demonstration tasks ({demos['outcomes']}) "
-                f"within max_steps={config.max_steps}; raise max_steps in the config"
+                f"within max_turns={config.max_turns}; raise max_turns in the config"
             )
         save(ds, card, f / "data")
         return {"data": str(f / "data"), "rows": len(ds)}

@@ -12,7 +12,6 @@ test, :func:`palaestra.eval.compare`).
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,11 +22,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from palaestra.eval._render import page_head, section_html, section_markdown
-from palaestra.eval._report import Section
+from palaestra.eval import (
+    CurvePoint,
+    Section,
+    compare,
+    compute_metrics,
+    group_of,
+    html_page,
+    markdown_page,
+    panel_curves,
+    write_report,
+)
 from palaestra.evolve._config import EvolveConfig
 
 _GROUP_ORDER = ("heldin", "recovery", "perturbed", "heldout")
+_ARM_STYLES = {"improve": ("tab:blue", "o-"), "control": ("tab:gray", "s--")}
 
 
 def _order(groups: set[str]) -> list[str]:
@@ -42,38 +51,19 @@ def _cell(est: Any) -> str:
     return f"{est.value:.0%} [{lo:.0%}, {hi:.0%}]"
 
 
-def _curves_png(rows: list[dict[str, Any]], groups: list[str]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.0), squeeze=False)
-    styles = {"improve": ("tab:blue", "o-"), "control": ("tab:gray", "s--")}
+def _curves_png(rows: list[dict[str, Any]], groups: list[str]) -> bytes | None:
+    """Success per group over iterations, one line per arm; the base starts both arms."""
     base = next((r for r in rows if r["arm"] == "base"), None)
-    for ax, g in zip(axes[0], groups, strict=True):
-        for arm, (color, fmt) in styles.items():
-            pts = ([base] if base else []) + [r for r in rows if r["arm"] == arm]
-            pts = [p for p in pts if g in p["groups"]]
-            if len(pts) < 2:
-                continue
-            xs = [p["iteration"] for p in pts]
-            ys = [p["groups"][g]["value"] for p in pts]
-            lo = [y - p["groups"][g]["low"] for y, p in zip(ys, pts, strict=True)]
-            hi = [p["groups"][g]["high"] - y for y, p in zip(ys, pts, strict=True)]
-            ax.errorbar(xs, ys, yerr=[lo, hi], fmt=fmt, color=color, capsize=3, label=arm)
-        ax.set_title(g)
-        ax.set_xticks(sorted({int(r["iteration"]) for r in rows}))
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("iteration")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("success rate")
-    axes[0][-1].legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    points: list[CurvePoint] = []
+    for arm in _ARM_STYLES:
+        for r in ([base] if base else []) + [r for r in rows if r["arm"] == arm]:
+            for g in groups:
+                if g in r["groups"]:
+                    c = r["groups"][g]
+                    points.append(
+                        CurvePoint(g, arm, int(r["iteration"]), c["value"], c["low"], c["high"])
+                    )
+    return panel_curves(points, styles=_ARM_STYLES)
 
 
 def write_evolve_report(
@@ -84,8 +74,6 @@ def write_evolve_report(
     console: Console | None = None,
 ) -> tuple[Path, Path]:
     """Write the report of an evolve run's evaluated ``models``; returns (html, markdown)."""
-    from palaestra.eval import compare, write_report
-    from palaestra.eval._metrics import compute_metrics
     from palaestra.trajectory import RunStore
 
     console = console or Console()
@@ -128,8 +116,8 @@ def write_evolve_report(
     comparisons: list[dict[str, Any]] = []
     if imp is not None and ctl is not None:
         for g in groups:
-            a = [ep for ep in episodes[ctl.label] if _group(ep) == g]
-            b = [ep for ep in episodes[imp.label] if _group(ep) == g]
+            a = [ep for ep in episodes[ctl.label] if group_of(ep) == g]
+            b = [ep for ep in episodes[imp.label] if group_of(ep) == g]
             c = compare(a, b, a_name=ctl.label, b_name=imp.label, scope=g, n_boot=200)
             if c.success is not None:
                 comparisons.append(
@@ -158,7 +146,7 @@ def write_evolve_report(
         ]
         for r in rows
     ]
-    png = _curves_png(rows, groups) if rows and groups else b""
+    png = (_curves_png(rows, groups) if rows and groups else None) or b""
     (folder / "curves.png").write_bytes(png)
 
     intro = (
@@ -213,24 +201,25 @@ def write_evolve_report(
                 ],
             )
         )
-    md = ["# Palaestra evolve report", ""]
-    for sec in secs:
-        md += section_markdown(sec)
-    md += ["![success over iterations](curves.png)", ""]
-    md += ["Details: [detail/report.html](detail/report.html)", ""]
+    title = "Palaestra evolve report"
+    md = markdown_page(
+        title,
+        secs,
+        footer=[
+            "![success over iterations](curves.png)",
+            "",
+            "Details: [detail/report.html](detail/report.html)",
+        ],
+    )
     md_path = folder / "evolve.md"
-    md_path.write_text("\n".join(md), encoding="utf-8")
+    md_path.write_text(md, encoding="utf-8")
 
     figs = {"curves": ("success over iterations", png)}
-    page = [*page_head("Palaestra evolve report"), "<h1>Palaestra evolve report</h1>"]
-    for sec in secs:
-        page += section_html(sec, figs)
-    page += [
-        '<p><a href="detail/report.html">Full evaluation report</a></p>',
-        "</main></body></html>",
-    ]
+    page = html_page(
+        title, secs, figs, footer=['<p><a href="detail/report.html">Full evaluation report</a></p>']
+    )
     html_path = folder / "evolve.html"
-    html_path.write_text("\n".join(page), encoding="utf-8")
+    html_path.write_text(page, encoding="utf-8")
     summary = {
         "base_check": {
             "heldin": base_heldin,
@@ -308,9 +297,3 @@ def base_check(heldin: float | None, floor: float) -> str | None:
         "one, e.g. `palaestra model build-tiny --pretrain`), or an easier cell (difficulties, "
         "env_params such as house-v1's objects / target_hint)"
     )
-
-
-def _group(ep: Any) -> str:
-    from palaestra.eval._metrics import group_of
-
-    return group_of(ep)

@@ -33,12 +33,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Defined in palaestra/errors.py with every other exception; re-exported from here, where
+# it was defined before (palaestra.model re-exports it too).
+from palaestra.errors import ModelError as ModelError
+
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length"]
-
-
-class ModelError(RuntimeError):
-    """An infrastructure failure of a model backend (not a bad output)."""
 
 
 class ChatMessage(BaseModel):
@@ -93,11 +93,37 @@ class Model(ABC):
     @abstractmethod
     def generate(
         self, prompts: Sequence[Conversation], config: GenerationConfig | None = None
-    ) -> list[Completion]: ...
+    ) -> list[Completion]:
+        """Generate one assistant reply for each conversation of a batch.
+
+        Args:
+            prompts: The conversations, each a sequence of :class:`ChatMessage`
+                ending where the assistant's reply should start.
+            config: Decoding settings; ``None`` means the :class:`GenerationConfig`
+                defaults (greedy, at most 256 new tokens).
+
+        Returns:
+            One :class:`Completion` per prompt, in the order of ``prompts``. A stop
+            string ends the reply (it is not in ``text``; ``finish_reason`` is
+            ``"stop"``); ``"length"`` means ``max_new_tokens`` was reached. Token
+            counts are always set (``estimated_tokens`` when the backend had no
+            tokenizer); ``token_ids`` and ``logprobs`` only with ``config.logprobs``
+            and a backend that has them.
+
+        Raises:
+            ModelError: The backend failed for a reason that is not the model's
+                output (server down, out of memory); the rollout engine records an
+                ``error`` outcome.
+        """
 
     async def agenerate(
         self, prompts: Sequence[Conversation], config: GenerationConfig | None = None
     ) -> list[Completion]:
+        """:meth:`generate` for asyncio callers (default: ``generate`` in a worker thread).
+
+        Same arguments, result and errors as :meth:`generate`; backends that talk
+        to a server override it with real concurrency.
+        """
         return await asyncio.to_thread(self.generate, prompts, config)
 
     def close(self) -> None:  # noqa: B027 - optional hook

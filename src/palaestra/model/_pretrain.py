@@ -5,7 +5,8 @@ scratch on a few hundred demonstrations cannot copy the object and receptacle
 names an observation mentions into its actions (measured, docs/evolve.md). This
 recipe gives ``tiny`` that ability the way a real LM gets it — next-token
 prediction on a large corpus, loss on every token — with a corpus Palaestra can
-generate offline in seconds:
+generate offline in seconds (``palaestra.data.pretrain_corpus``: data about
+environments, built above this layer; this module trains on the text it is given):
 
 - episodes of the built-in families (train split only; held-out vocabulary and
   test seeds are never seen), rendered through the model's chat template exactly
@@ -17,7 +18,9 @@ generate offline in seconds:
 - over each family's difficulties and, for ``house-v1``, its view params
   (``contents_visible``, ``target_hint``) and a small-vocabulary variant
   (``objects``). Predicting an observation ("On the countertop 1, you see a
-  mug 1") from the room view is the lookup an agent needs.
+  mug 1") from the room view is the lookup an agent needs;
+- optionally interleaved with synthetic copy-and-lookup documents
+  (``PretrainConfig.synthetic``, ``palaestra.data.synthetic_doc``).
 
 The text is tokenized, concatenated with end-of-text separators and cut into
 fixed-length blocks (run_clm-style), and trained with ``transformers.Trainer``
@@ -35,24 +38,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, JsonValue
-
-from palaestra.env import Difficulty, Environment, make
-from palaestra.model._hf import build_atomically
+from pydantic import BaseModel, Field
 
 log = logging.getLogger("palaestra.model")
 
 #: Bump when the recipe changes in a way the config below cannot see.
 PRETRAIN_VERSION = 1
 CARD_FILE = "pretrain_card.json"
-Policy = Literal["expert", "noisy", "random"]
+PretrainPolicy = Literal["expert", "noisy", "random"]
 
 
 class PretrainConfig(BaseModel):
@@ -76,7 +75,7 @@ class PretrainConfig(BaseModel):
         },
         description="Share of episodes per family (built-in families, train split).",
     )
-    policy_weights: dict[Policy, float] = Field(
+    policy_weights: dict[PretrainPolicy, float] = Field(
         default_factory=lambda: {"expert": 0.45, "noisy": 0.45, "random": 0.1},
         description="Share of episodes per policy.",
     )
@@ -128,136 +127,26 @@ class PretrainCard(BaseModel):
     tokens_per_second: float
 
 
-def _house_params(rng: random.Random) -> dict[str, JsonValue]:
-    params: dict[str, JsonValue] = {}
-    if rng.random() < 0.6:
-        params["contents_visible"] = True
-    if rng.random() < 0.4:
-        params["target_hint"] = True
-    if rng.random() < 0.4:
-        params["objects"] = 12
-    if rng.random() < 0.5:
-        params["task_type"] = "pick"
-    return params
+#: One corpus document: its kind (a family id, ``"synthetic"``) and either chat messages
+#: (rendered with the model's chat template) or plain text.
+Document = tuple[str, list[dict[str, str]] | str]
 
 
-def _pick(rng: random.Random, weights: dict[Any, float]) -> Any:
-    keys = [k for k, w in weights.items() if w > 0]
-    return rng.choices(keys, weights=[weights[k] for k in keys])[0]
+def pretrain_on_documents(
+    config: PretrainConfig,
+    out: str | Path,
+    documents: Iterable[Document],
+    *,
+    base: str | Path,
+    progress: bool = True,
+) -> Path:
+    """Train the model folder ``base`` on ``documents``; write it and its card to ``out``.
 
-
-def _episode_messages(
-    env: Environment, task: Any, policy: Policy, prompt: str, config: PretrainConfig, seed: str
-) -> list[dict[str, str]]:
-    from palaestra.agent import ReactAgent
-    from palaestra.agent._react import format_error_feedback
-
-    rng = random.Random(seed)
-    first = env.reset(task)
-    system = ReactAgent(prompt=prompt).system_prompt(env, task)  # type: ignore[arg-type]
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": first.text}]
-    for _ in range(config.max_episode_steps):
-        actions = env.available_actions()
-        if policy == "random" or (policy == "noisy" and rng.random() < config.noise):
-            if policy == "random" and rng.random() < 0.05:
-                reply, action = "I am not sure.", None  # a malformed reply and its feedback
-            else:
-                action = rng.choice(actions) if actions else "look"
-                reply = f"Action: {action}"
-        else:
-            action = env.expert()
-            reply = f"Action: {action}"
-        if prompt != "act" and action is not None:
-            reply = f"Thought: I will {action}.\n{reply}"
-        messages.append({"role": "assistant", "content": reply})
-        if action is None:
-            messages.append({"role": "user", "content": format_error_feedback(prompt, "no Action")})
-            continue
-        obs = env.step(action)
-        messages.append({"role": "user", "content": obs.text})
-        if obs.done:
-            break
-    return messages
-
-
-def synthetic_doc(rng: random.Random) -> str:
-    """One synthetic document: lines where the next name can only be copied from context.
-
-    Copying (induction) forms late from natural text (after billions of tokens in
-    real LMs); text whose names are random makes copying the only way to lower the
-    loss, so the circuit forms in hundreds of steps. The shapes are house-v1's own.
+    ``base`` is a tiny build (``palaestra.data.pretrain_tiny`` passes it, and
+    the corpus) or, with ``config.init_from``, the folder to continue from.
+    Each document is tokenized, followed by the end-of-text token, and the
+    stream is cut into ``config.seq_len`` blocks.
     """
-    from palaestra.env.families._house_world import TRAIN
-
-    objects = [k.name for k in TRAIN.objects.values()]
-    recs = TRAIN.receptacles
-
-    def obj() -> str:
-        return f"{rng.choice(objects)} {rng.randint(1, 3)}"
-
-    def rec() -> tuple[str, str]:
-        kind = rng.choice(list(recs))
-        return f"{kind} {rng.randint(1, 3)}", recs[kind].prep
-
-    lines: list[str] = []
-    kind = rng.randrange(4)
-    for _ in range(rng.randint(2, 4)):
-        if kind == 0:  # facts, then queries that repeat them
-            facts = [(obj(), *rec()) for _ in range(rng.randint(3, 7))]
-            lines += [f"The {o} is {p} the {r}." for o, r, p in facts]
-            for o, r, p in rng.sample(facts, min(3, len(facts))):
-                lines.append(f"Where is the {o}? The {o} is {p} the {r}. Action: go to {r}")
-        elif kind == 1:  # a room view, then where to go for one of its objects
-            view: list[tuple[str, str, list[str]]] = []
-            for _ in range(rng.randint(3, 6)):
-                r, p = rec()
-                view.append((r, p, [obj() for _ in range(rng.randint(1, 3))]))
-            lines.append(
-                " ".join(
-                    f"{p.capitalize()} the {r}, you see {', '.join('a ' + o for o in os)}."
-                    for r, p, os in view
-                )
-            )
-            for r, _, os in rng.sample(view, min(2, len(view))):
-                o = rng.choice(os)
-                lines.append(f"Your task is to: find the {o}. Action: go to {r}")
-                lines.append(f"Action: take {o} from {r}")
-        elif kind == 2:  # an action and the observation that echoes it
-            o, (r, _), (r2, p2) = obj(), rec(), rec()
-            lines.append(f"Action: take {o} from {r}\nYou pick up the {o} from the {r}.")
-            lines.append(f"Action: go to {r2}\nYou arrive at {r2}.")
-            lines.append(f"Action: put {o} {p2} {r2}\nYou put the {o} {p2} the {r2}.")
-        else:  # a list, repeated
-            items = ", ".join(f"a {obj()}" for _ in range(rng.randint(4, 10)))
-            lines.append(f"You see {items}. Again: you see {items}.")
-    return "\n".join(lines)
-
-
-def corpus(config: PretrainConfig) -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """The corpus as (family, chat messages) pairs, deterministic for a config."""
-    rng = random.Random(f"pretrain:{config.seed}")
-    envs: dict[str, Environment] = {}
-    difficulties: tuple[Difficulty, ...] = ("easy", "medium", "hard")
-    try:
-        for i in range(config.episodes):
-            family = _pick(rng, config.family_weights)
-            env = envs.get(family) or envs.setdefault(family, make(family))
-            params = _house_params(rng) if family == "house-v1" else {}
-            difficulty = rng.choices(difficulties, weights=[0.5, 0.3, 0.2])[0]
-            # Seeds far from the ones demos and curricula draw (0, 1, 2...): a different
-            # sample of the same train distribution.
-            task = env.unwrapped.make_task(1_000_000 + i, "train", difficulty, **params)  # type: ignore[attr-defined]
-            policy: Policy = _pick(rng, config.policy_weights)
-            prompt = _pick(rng, config.prompts)
-            seed = f"{config.seed}:{i}"
-            yield family, _episode_messages(env, task, policy, prompt, config, seed)
-    finally:
-        for env in envs.values():
-            env.close()
-
-
-def pretrain_tiny(config: PretrainConfig, out: str | Path, *, progress: bool = True) -> Path:
-    """Run the recipe; write the model, its tokenizer and ``pretrain_card.json`` to ``out``."""
     import torch
     from datasets import Dataset
     from transformers import (
@@ -269,29 +158,22 @@ def pretrain_tiny(config: PretrainConfig, out: str | Path, *, progress: bool = T
         default_data_collator,
     )
 
-    from palaestra.model._tiny import EOT, tiny_path
+    from palaestra.model._hf import build_atomically
+    from palaestra.model._tiny import EOT
 
     started = time.perf_counter()
-    if config.init_from is not None:
-        base = Path(config.init_from)
-        if not (base / "config.json").is_file():
-            raise ValueError(f"init_from: {base} is not a model folder (no config.json)")
-    else:
-        base = tiny_path(config.preset, seed=config.seed)
+    base = Path(base)
+    if not (base / "config.json").is_file():
+        what = "init_from" if config.init_from is not None else "base"
+        raise ValueError(f"{what}: {base} is not a model folder (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(base)
     eot = int(tokenizer.convert_tokens_to_ids(EOT))
     counts: dict[str, int] = {}
     ids: list[int] = []
-    synth_rng = random.Random(f"synthetic:{config.seed}")
-    for family, messages in corpus(config):
-        counts[family] = counts.get(family, 0) + 1
-        text = tokenizer.apply_chat_template(messages, tokenize=False)
+    for kind, doc in documents:
+        counts[kind] = counts.get(kind, 0) + 1
+        text = doc if isinstance(doc, str) else tokenizer.apply_chat_template(doc, tokenize=False)
         ids += tokenizer(text, add_special_tokens=False)["input_ids"] + [eot]
-        # Interleaved, so copying is learnt together with the environments' language.
-        while synth_rng.random() < config.synthetic:
-            counts["synthetic"] = counts.get("synthetic", 0) + 1
-            ids += tokenizer(synthetic_doc(synth_rng), add_special_tokens=False)["input_ids"]
-            ids.append(eot)
     n_blocks = len(ids) // config.seq_len
     if n_blocks < config.batch_size:
         raise ValueError(
@@ -368,9 +250,13 @@ def pretrain_tiny(config: PretrainConfig, out: str | Path, *, progress: bool = T
     return out
 
 
-def load_card(folder: str | Path) -> PretrainCard:
+def load_pretrain_card(folder: str | Path) -> PretrainCard:
     """The ``pretrain_card.json`` of a pretrained tiny folder."""
     path = Path(folder) / CARD_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{folder} has no {CARD_FILE}: not a pretrained tiny folder")
     return PretrainCard.model_validate_json(path.read_text())
+
+
+# The name before 0.1's move of the corpus to palaestra.data (which has its own load_card).
+load_card = load_pretrain_card

@@ -26,7 +26,9 @@ _PROVIDERS: dict[str, tuple[str | ProviderFactory, str | None]] = {
     "hf": ("palaestra.model._hf:HFModel.from_id", "train"),
     "openai": ("palaestra.model._openai:OpenAIModel.from_id", None),
     "gemma-270m": ("palaestra.model._gemma:gemma_270m", "gemma"),
-    "tiny": ("palaestra.model._tiny:tiny_model", "train"),
+    # tiny's tokenizer corpus is data about the environments and agent prompts, built above
+    # the model layer; the provider lives there too (a string: no import of that layer).
+    "tiny": ("palaestra.data._tiny:tiny_model", "train"),
     "scripted": ("palaestra.model._scripted:ScriptedModel.from_id", None),
 }
 

@@ -1,16 +1,15 @@
-"""``tiny``: a few-million-parameter Llama with a tokenizer trained on Palaestra's own environments.
+"""``tiny``: a few-million-parameter Llama with a tokenizer trained on given text.
 
 For tests and the CPU quickstart, a model must exist without downloads and
-train in seconds. ``get_model("tiny")`` builds one locally:
+train in seconds. :func:`build_tiny` builds one locally from a corpus of text:
 
-- a byte-level BPE tokenizer trained with ``tokenizers`` on text the
-  built-in environment families produce (task instructions, first
-  observations, expert trajectories, the feedback on a malformed action) plus
-  the agent prompt files, so environment words are mostly single tokens
-  with their leading space (" cabinet", " 1"; GPT-2's pre-tokenizer, digits
-  not split one by one: that made every numbered name a token longer). Held-out tasks are
-  left out of the corpus: their vocabulary is meant to be unseen. A family
-  that fails to import is skipped, and ToyEnv's text is always included;
+- a byte-level BPE tokenizer trained with ``tokenizers`` on the corpus, so its
+  words are mostly single tokens with their leading space (" cabinet", " 1";
+  GPT-2's pre-tokenizer, digits not split one by one: that made every numbered
+  name a token longer). Which text that is — the built-in environments' tasks,
+  expert episodes and feedback, and the agent prompts — is data about
+  environments, built above this layer (``palaestra.data.tiny_corpus``; the
+  ``tiny`` model id and ``palaestra.data.tiny_path`` pass it);
 - a randomly initialised ``LlamaForCausalLM`` (hidden 256, 4 layers, 4 heads,
   MLP 688, tied embeddings; ~3.7M parameters with the 2048-token
   vocabulary), seeded, so the same seed
@@ -20,7 +19,7 @@ train in seconds. ``get_model("tiny")`` builds one locally:
 The result is saved as an ordinary Hugging Face folder under the user cache
 (``$PALAESTRA_CACHE`` or ``~/.cache/palaestra``), named by a hash of the
 preset, seed and corpus text, written atomically. It loads as ``hf/<dir>``
-as well; :func:`tiny_path` returns the folder for trainers.
+as well.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig as HFGenerationConfig
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from palaestra.env import Split
 from palaestra.model._hf import HFModel, build_atomically
 from palaestra.model._hf import cache_dir as user_cache_dir
 from palaestra.model._templates import CHATML_TEMPLATE
@@ -69,91 +67,6 @@ PRESETS: dict[str, dict[str, int]] = {
         "vocab_size": 1024,
     },
 }
-
-# Words of the chat format and of agent replies, whatever the prompts say.
-_FORMAT_TEXT = (
-    "system user assistant tool\n"
-    "Thought: Action: Observation: Answer: Reflection: Plan:\n"
-    "0 1 2 3 4 5 6 7 8 9 . , : ; ? ! ( ) [ ] { } < > = + - * / ' \" _\n"
-)
-_TASKS_PER_SPLIT = 12
-# Held-out tasks use vocabulary meant to be unseen, so the tokenizer never sees them.
-_SPLITS: tuple[Split, ...] = ("train", "test")
-
-
-def _episode_text(env_id: str) -> list[str]:
-    """Text of one family: descriptions, tasks, expert episodes, a malformed-action reply."""
-    from palaestra.env import Observation, make, run_episode, tasks
-    from palaestra.env._core import Environment
-
-    texts: list[str] = []
-
-    def recording_expert(env: Environment, obs: Observation) -> str:
-        action = env.expert()
-        texts.extend([obs.text, action, " ".join(env.available_actions())])
-        return action
-
-    env = make(env_id)
-    try:
-        base = env.unwrapped
-        texts += [base.description, base.action_help]
-        for split in _SPLITS:
-            suite = tasks(env_id, split=split, n=_TASKS_PER_SPLIT)
-            for i, task in enumerate(suite):
-                texts.append(task.instruction)
-                if i == 0:
-                    env.reset(task)
-                    texts.append(env.step("xyzzy").text)
-                run_episode(env, task, recording_expert, max_steps=200)
-                if env.last_observation is not None:
-                    texts.append(env.last_observation.text)
-    finally:
-        env.close()
-    return texts
-
-
-def _prompt_files() -> list[str]:
-    from importlib.resources import files
-
-    try:
-        folder = files("palaestra.agent").joinpath("prompts")
-        return [
-            f.read_text()
-            for f in sorted(folder.iterdir(), key=lambda f: f.name)
-            if f.name.endswith(".txt")
-        ]
-    except Exception as e:  # the agent package may be mid-change; the model still builds
-        log.debug("tiny corpus: no agent prompts (%s)", e)
-        return []
-
-
-def build_corpus() -> list[str]:
-    """The tokenizer's training text (deterministic for a given Palaestra version)."""
-    from palaestra.env import ToyEnv, run_episode
-    from palaestra.env._builtin import BUILTIN_FAMILIES
-    from palaestra.env._core import Environment, Observation
-
-    # The format words are repeated so that BPE (min. frequency 2) merges them.
-    texts = [_FORMAT_TEXT] * 4 + _prompt_files()
-    # An explicit list: installed plugins must never change the built-in model.
-    for env_id in sorted(BUILTIN_FAMILIES):
-        try:
-            texts += _episode_text(env_id)
-        except Exception as e:  # a family that does not import (yet) must not block the model
-            log.warning("tiny corpus: skipping %s (%s: %s)", env_id, type(e).__name__, e)
-    toy = ToyEnv()
-    toy_texts = [toy.description, toy.action_help]
-
-    def recording(env: Environment, obs: Observation) -> str:
-        toy_texts.append(obs.text)
-        return env.expert()
-
-    for split in _SPLITS:
-        for seed in range(_TASKS_PER_SPLIT):
-            task = toy.make_task(seed, split, ("easy", "medium", "hard")[seed % 3])
-            run_episode(toy, task, recording)
-    texts += toy_texts
-    return [t for t in texts if t]
 
 
 def _train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -206,14 +119,21 @@ def _build(folder: Path, preset: dict[str, int], seed: int, corpus: list[str]) -
     tokenizer.save_pretrained(folder)
 
 
-def tiny_path(name: str = "", *, seed: int = 0, cache_dir: str | Path | None = None) -> Path:
-    """Build (once) and return the folder of the tiny model ``name`` (a preset) with ``seed``."""
+def build_tiny(
+    corpus: Sequence[str], name: str = "", *, seed: int = 0, cache_dir: str | Path | None = None
+) -> Path:
+    """Build (once) and return the folder of tiny preset ``name``: ``corpus`` trains its tokenizer.
+
+    The folder is named by a hash of the preset, seed and corpus, so the same
+    text gives the same cached model and new text a new one.
+    ``palaestra.data.tiny_path`` passes Palaestra's own corpus.
+    """
     if name not in PRESETS:
         raise ValueError(
             f"unknown tiny preset {name!r}; presets: {[p for p in PRESETS if p]} or ''"
         )
     preset = PRESETS[name]
-    corpus = build_corpus()
+    corpus = list(corpus)
     key: dict[str, Any] = {
         "version": BUILD_VERSION,
         "preset": preset,
@@ -232,9 +152,6 @@ def tiny_path(name: str = "", *, seed: int = 0, cache_dir: str | Path | None = N
     return folder
 
 
-def tiny_model(
-    name: str = "", *, seed: int = 0, cache_dir: str | Path | None = None, **kw: Any
-) -> HFModel:
-    """``get_model("tiny")``; ``get_model("tiny/micro")`` for the smaller preset. ``kw`` go to HFModel."""
-    folder = tiny_path(name, seed=seed, cache_dir=cache_dir)
+def load_tiny(folder: Path, name: str = "", **kw: Any) -> HFModel:
+    """The tiny model in ``folder`` as an :class:`HFModel` with id ``tiny[/name]``."""
     return HFModel.from_pretrained(folder, id="tiny" + (f"/{name}" if name else ""), **kw)

@@ -1,8 +1,10 @@
-"""The Ray backend of the rollout engine: the same ``RolloutConfig`` on a Ray cluster.
+"""The Ray backend of the rollout engine: the same run settings on a Ray cluster.
 
-The driver (the process that runs ``palaestra rollout --backend ray``) starts
-``ray_workers`` actors. Each actor builds its own model, agent and environment
-factory from the config — exactly as the local backend does, with
+The driver (the process that runs ``palaestra rollout --backend ray`` or
+``palaestra eval --backend ray``) starts ``ray_workers`` actors. Each actor
+builds its own model, agent and environment factory from the run's settings
+and engine parts (:class:`~palaestra.rollout._build.EngineParts`: a rollout's
+environment, or an eval's suite) — exactly as the local backend does, with
 ``build_engine`` — and runs a local :class:`RolloutEngine` (``concurrency``
 episodes in flight, their model calls batched) on the chunks of work the
 driver hands it. Work is handed out one chunk of (task, attempt) units at a
@@ -47,10 +49,9 @@ from typing import Any, cast
 
 from palaestra.agent import ReflexionAgent, get_agent
 from palaestra.env import Task
-from palaestra.model import get_model
-from palaestra.rollout._config import RolloutConfig
+from palaestra.rollout._build import EngineParts, build_engine, load_model, reflexion_of
+from palaestra.rollout._config import RunSettings
 from palaestra.rollout._engine import RolloutEngine, RolloutStats, finish_episode
-from palaestra.rollout._run import build_engine
 from palaestra.trajectory import Episode, ErrorInfo, RunStore
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def import_ray() -> ModuleType:
     return ray
 
 
-def worker_options(config: RolloutConfig, cluster_gpus: float) -> dict[str, float]:
+def worker_options(config: RunSettings, cluster_gpus: float) -> dict[str, float]:
     """Ray resources for one worker actor.
 
     One CPU each. A worker that loads model weights itself (``hf/``, ``tiny``,
@@ -113,19 +114,22 @@ class RolloutWorker:
         self.engine: RolloutEngine | None = None
 
     def setup(
-        self, config_json: str, run_id: str, hook: Callable[[], None] | None = None
+        self,
+        config_cls: type[RunSettings],
+        config_json: str,
+        run_id: str,
+        hook: Callable[[], None] | None = None,
+        parts: EngineParts | None = None,
     ) -> dict[str, str]:
-        """Build everything once (loading a model may take a while); returns where it runs."""
+        """Build everything once (loading a model may take a while); returns where it runs.
+
+        ``parts`` left out: the config's own (a ``RolloutConfig``'s environment).
+        """
         if hook is not None:
             hook()
-        config = RolloutConfig.model_validate_json(config_json)
-        model = None
-        if get_agent(config.agent).needs_model:
-            if not config.model:
-                raise ValueError(f"agent {config.agent!r} needs --model")
-            kwargs = {"base_url": config.base_url} if config.base_url else {}
-            model = get_model(config.model, **kwargs)
-        self.engine = build_engine(config, model, run_id=run_id, store=None)
+        config = config_cls.model_validate_json(config_json)
+        model = load_model(config)
+        self.engine = build_engine(config, model, parts, run_id=run_id, store=None)
         return {"host": platform.node(), "pid": str(os.getpid())}
 
     def run_chunk(
@@ -147,9 +151,10 @@ class RolloutWorker:
         others = {f"{tid}#{a}" for tid in by_id for a in range(attempts)} - wanted
         engine.store = cast(RunStore, _StoreView(others))
         engine.stats = RolloutStats()
-        if isinstance(engine.agent, ReflexionAgent):
+        reflexion = reflexion_of(engine.agent)
+        if reflexion is not None:
             # The driver's view of earlier attempts' lessons (stored ones, for resumed runs).
-            engine.agent.memory.update({k: list(v) for k, v in memory.items()})
+            reflexion.memory.update({k: list(v) for k, v in memory.items()})
         episodes = engine.run(list(by_id.values()), attempts)
         s = engine.stats
         counters = {
@@ -174,8 +179,11 @@ class _Chunk:
 
 
 class RayRolloutBackend:
-    """Run a rollout config on Ray; same interface as :class:`RolloutEngine` (``run``,
+    """Run a run's settings on Ray; same interface as :class:`RolloutEngine` (``run``,
     ``stats``, ``on_episode``). See the module docstring.
+
+    ``parts`` are the engine parts every worker builds its engine with (they are
+    pickled by Ray); left out, a ``RolloutConfig``'s own, built in each worker.
 
     ``chunk_size`` (episodes per hand-out) defaults to the smaller of
     ``4 * concurrency`` and a quarter of each worker's share. ``worker_setup``
@@ -186,7 +194,7 @@ class RayRolloutBackend:
 
     def __init__(
         self,
-        config: RolloutConfig,
+        config: RunSettings,
         *,
         run_id: str = "run",
         store: RunStore | None = None,
@@ -195,10 +203,12 @@ class RayRolloutBackend:
         actor_options: dict[str, Any] | None = None,
         init_kwargs: dict[str, Any] | None = None,
         on_episode: Callable[[Episode, RolloutStats], None] | None = None,
+        parts: EngineParts | None = None,
     ) -> None:
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.config = config
+        self.parts = parts
         self.run_id = run_id
         self.store = store
         self.chunk_size = chunk_size
@@ -303,7 +313,10 @@ class RayRolloutBackend:
         def start(slot: int) -> None:
             actor = actor_cls.remote()
             self.workers[slot] = actor
-            pending[actor.setup.remote(config_json, self.run_id, self.worker_setup)] = (slot, None)
+            ref = actor.setup.remote(
+                type(cfg), config_json, self.run_id, self.worker_setup, self.parts
+            )
+            pending[ref] = (slot, None)
 
         def hand_out(slot: int) -> None:
             if queue:
@@ -379,6 +392,7 @@ class RayRolloutBackend:
             message=f"the Ray worker died {chunk.failures} times running this episode: {e}",
             source="worker",
         )
+        metadata = self.parts.episode_metadata if self.parts is not None else None
         for task, attempt in chunk.pairs():
             ep = Episode(
                 run_id=self.run_id,
@@ -388,6 +402,7 @@ class RayRolloutBackend:
                 model_id=cfg.model if needs_model and cfg.model else cfg.agent,
                 outcome="error",
                 error=error,
+                metadata=dict(metadata(task, attempt)) if metadata is not None else {},
             )
             self._finish(ep, results)
 

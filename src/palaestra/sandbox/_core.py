@@ -36,7 +36,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from palaestra.env._core import EnvError
+# Defined in palaestra/errors.py with every other exception; re-exported from here, where
+# they were defined before (palaestra.sandbox re-exports them too).
+from palaestra.errors import NoSandboxBackend as NoSandboxBackend
+from palaestra.errors import SandboxError as SandboxError
+from palaestra.errors import SandboxUnavailable as SandboxUnavailable
 
 
 class SandboxLimits(BaseModel):
@@ -80,18 +84,6 @@ class ExecResult(BaseModel):
     def ok(self) -> bool:
         """Exit 0, no exception, not timed out."""
         return self.exit_code == 0 and self.error is None and not self.timed_out
-
-
-class SandboxError(RuntimeError):
-    """The sandbox was misused (e.g. ``exec`` before ``start``)."""
-
-
-class SandboxUnavailable(SandboxError, EnvError):
-    """The sandbox died or broke: callers record the error outcome ``sandbox_unavailable``."""
-
-
-class NoSandboxBackend(SandboxError):
-    """No isolating backend works on this machine; the message says what to install."""
 
 
 class Sandbox(ABC):

@@ -59,7 +59,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
-from palaestra.env._core import EnvError
+from palaestra.errors import EnvError
 from palaestra.sandbox._cgroup import PidsCgroup, cgroup_problem
 from palaestra.sandbox._channel import Channel, Died
 from palaestra.sandbox._core import (

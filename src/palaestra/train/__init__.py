@@ -1,7 +1,19 @@
 """Trainers over TRL + PEFT: SFT and DPO with typed configs, LoRA merging, Model Breadcrumbs,
-and an outcome reward model (ORM) that labels rollouts on tasks without a checker."""
+and an outcome reward model (ORM) that labels rollouts on tasks without a checker.
 
-from palaestra.train._common import TrainMetadata, read_metadata, resolve_model_path
+The run configs (``SFTRunConfig``, ``DPORunConfig``, ``LoraSettings``) import without
+torch, so a command line can build its flags from them; every name that needs torch,
+transformers or TRL is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Re-exported for one release (0.1): the ORM's metrics moved to palaestra.eval and its label
+# schema to palaestra.trajectory (neither needs torch); import them from there.
+from palaestra.eval import ORMMetrics, orm_metrics
 from palaestra.train._config import (
     DPORunConfig,
     LoraSettings,
@@ -9,32 +21,58 @@ from palaestra.train._config import (
     load_dpo_config,
     load_sft_config,
 )
-from palaestra.train._dpo import build_dpo_trainer, train_dpo
-from palaestra.train._merge import (
-    breadcrumbs_mask,
-    breadcrumbs_merge,
-    breadcrumbs_merge_models,
-    load_merged,
-    merge_adapter,
-)
-from palaestra.train._orm import (
-    ORM_LABELS_FILE,
-    LabelSummary,
-    ORMConfig,
-    ORMLabel,
-    ORMMeta,
-    ORMMetrics,
-    OutcomeRewardModel,
-    label_run,
-    load_orm,
-    load_orm_config,
-    orm_metrics,
-    read_orm_labels,
-    read_orm_meta,
-    render_episode,
-    train_orm,
-)
-from palaestra.train._sft import build_sft_trainer, train_sft
+from palaestra.trajectory import ORM_LABELS_FILE, ORMLabel, read_orm_labels  # re-export, as ↑
+
+if TYPE_CHECKING:
+    from palaestra.train._common import TrainMetadata, read_metadata, resolve_model_path
+    from palaestra.train._dpo import build_dpo_trainer, train_dpo
+    from palaestra.train._merge import (
+        breadcrumbs_mask,
+        breadcrumbs_merge,
+        breadcrumbs_merge_models,
+        load_merged,
+        merge_adapter,
+    )
+    from palaestra.train._orm_data import (
+        ORMConfig,
+        ORMMeta,
+        load_orm_config,
+        read_orm_meta,
+        render_episode,
+    )
+    from palaestra.train._orm_infer import LabelSummary, OutcomeRewardModel, label_run, load_orm
+    from palaestra.train._orm_trainer import train_orm
+    from palaestra.train._sft import build_sft_trainer, train_sft
+
+# name -> the module that defines it; imported on first use (they need torch).
+_LAZY = {
+    **dict.fromkeys(("TrainMetadata", "read_metadata", "resolve_model_path"), "_common"),
+    **dict.fromkeys(("build_dpo_trainer", "train_dpo"), "_dpo"),
+    **dict.fromkeys(
+        (
+            "breadcrumbs_mask",
+            "breadcrumbs_merge",
+            "breadcrumbs_merge_models",
+            "load_merged",
+            "merge_adapter",
+        ),
+        "_merge",
+    ),
+    **dict.fromkeys(
+        ("ORMConfig", "ORMMeta", "load_orm_config", "read_orm_meta", "render_episode"),
+        "_orm_data",
+    ),
+    **dict.fromkeys(("LabelSummary", "OutcomeRewardModel", "label_run", "load_orm"), "_orm_infer"),
+    "train_orm": "_orm_trainer",
+    **dict.fromkeys(("build_sft_trainer", "train_sft"), "_sft"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ORM_LABELS_FILE",

@@ -26,7 +26,7 @@ import torch
 from pydantic import BaseModel, Field
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from palaestra.model._templates import masking_problem, rendering_problem, training_template_for
+from palaestra.model import masking_problem, rendering_problem, training_template_for
 from palaestra.train._config import TrainRunConfig
 
 METADATA_FILE = "palaestra.json"
@@ -57,11 +57,11 @@ def resolve_model_path(model: str | Path) -> Path:
     """A local checkpoint folder for ``tiny``, ``tiny/<preset>``, ``gemma-270m``, ``hf/<dir>`` or a dir."""
     name = str(model)
     if name == "tiny" or name.startswith("tiny/"):
-        from palaestra.model._tiny import tiny_path
+        from palaestra.data import tiny_path
 
         return tiny_path(name.partition("/")[2])
     if name == "gemma-270m":
-        from palaestra.model._gemma import gemma_path
+        from palaestra.model import gemma_path
 
         return gemma_path()
     path = Path(name.removeprefix("hf/")).expanduser()

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from palaestra.env import Task
-from palaestra.model._core import ChatMessage
+from palaestra.model import ChatMessage
 
 SCHEMA_VERSION = 1
 

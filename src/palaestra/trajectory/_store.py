@@ -28,6 +28,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+# Defined in palaestra/errors.py with every other exception; re-exported from here, where
+# it was defined before (palaestra.trajectory re-exports it too).
+from palaestra.errors import StoreError as StoreError
 from palaestra.trajectory._schema import (
     SCHEMA_VERSION,
     TREE_METADATA_KEY,
@@ -62,12 +65,19 @@ CREATE TABLE IF NOT EXISTS trees (episode_id TEXT PRIMARY KEY, body TEXT NOT NUL
 """
 
 
-class StoreError(RuntimeError):
-    """The run directory is not a readable run (wrong schema version, corrupt file)."""
-
-
 class RunStore:
-    """Read and append the episodes of one run. Safe to share between threads."""
+    """Read and append the episodes of one run. Safe to share between threads.
+
+    Args:
+        run_dir: The run directory; ``run.sqlite`` inside it holds the run. A
+            writable open creates the directory and the store when missing.
+        readonly: Open without writing anything (the viewer, reports); the store
+            must exist then.
+
+    Raises:
+        StoreError: ``readonly`` and no store in ``run_dir``; the file is not a run
+            store; or it was written with another trajectory schema version.
+    """
 
     def __init__(self, run_dir: str | Path, *, readonly: bool = False) -> None:
         self.run_dir = Path(run_dir)
@@ -108,23 +118,39 @@ class RunStore:
         return None if row is None else str(row[0])
 
     def write_run(self, run: Run) -> None:
-        """Record the run header (first write wins: a resumed run keeps its header)."""
+        """Record the run header (first write wins: a resumed run keeps its header).
+
+        Args:
+            run: The :class:`Run` header: what was run, by what, where.
+        """
         with self._lock, self._conn:
             self._conn.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('run', ?)", (run.model_dump_json(),)
             )
 
     def run(self) -> Run | None:
+        """The run header.
+
+        Returns:
+            The :class:`Run` recorded by :meth:`write_run`, or None if none was.
+        """
         raw = self._meta("run")
         return None if raw is None else Run.model_validate_json(raw)
 
     # ---- episodes ------------------------------------------------------------------
 
     def add(self, episode: Episode) -> bool:
-        """Append one finished episode atomically. Returns False if it was already stored.
+        """Append one finished episode atomically, in one transaction.
 
         An existing ``error`` episode with the same id is replaced. A search tree in
         ``metadata["search_tree"]`` goes to the ``trees`` table (see the module docstring).
+
+        Args:
+            episode: The finished :class:`Episode`; its id is ``task_id#attempt``.
+
+        Returns:
+            True if it was written; False if an episode with that id (not an
+            ``error`` one) was already stored, which is left as it was.
         """
         t = episode.task
         tree: SearchTree | None = None
@@ -166,7 +192,15 @@ class RunStore:
         return True
 
     def done(self, *, include_errors: bool = False) -> set[str]:
-        """Episode ids already finished (``error`` ones only if ``include_errors``)."""
+        """Episode ids already finished: what a resumed run skips.
+
+        Args:
+            include_errors: Count ``error`` episodes as finished too (by default a
+                resumed run retries them).
+
+        Returns:
+            The set of stored episode ids.
+        """
         sql = "SELECT episode_id FROM episodes"
         if not include_errors:
             sql += " WHERE outcome != 'error'"
@@ -180,7 +214,17 @@ class RunStore:
         outcome: Outcome | Iterable[Outcome] | None = None,
         split: str | None = None,
     ) -> Iterator[Episode]:
-        """Stored episodes in the order they finished, optionally filtered."""
+        """Stored episodes in the order they finished, optionally filtered.
+
+        Args:
+            env_id: Only this environment's episodes.
+            outcome: Only episodes with this outcome, or with one of these.
+            split: Only episodes of tasks from this split.
+
+        Returns:
+            An iterator of :class:`Episode`. The rows are read at the first ``next``;
+            episodes stored after that are not included.
+        """
         where: list[str] = []
         args: list[Any] = []
         if env_id is not None:
@@ -203,6 +247,14 @@ class RunStore:
             yield Episode.model_validate_json(body)
 
     def get(self, episode_id: str) -> Episode | None:
+        """One stored episode.
+
+        Args:
+            episode_id: The episode's id, ``task_id#attempt``.
+
+        Returns:
+            The :class:`Episode`, or None if no episode has that id.
+        """
         with self._lock:
             row = self._conn.execute(
                 "SELECT body FROM episodes WHERE episode_id = ?", (episode_id,)
@@ -225,7 +277,17 @@ class RunStore:
         return tree
 
     def tree(self, episode_id: str) -> SearchTree | None:
-        """The search tree stored with an episode, or None (not a search episode, or an older run)."""
+        """The search tree stored with an episode.
+
+        Args:
+            episode_id: The episode's id.
+
+        Returns:
+            Its :class:`SearchTree`, or None (not a search episode, or an older run).
+
+        Raises:
+            StoreError: The tree was written in another tree format version.
+        """
         with self._lock:
             if not self._has_trees():
                 return None
@@ -235,7 +297,11 @@ class RunStore:
         return None if row is None else self._tree(episode_id, row[0])
 
     def trees(self) -> Iterator[tuple[str, SearchTree]]:
-        """Every stored ``(episode_id, tree)``, in the order the episodes finished."""
+        """Every stored ``(episode_id, tree)``, in the order the episodes finished.
+
+        Raises:
+            StoreError: A tree was written in another tree format version.
+        """
         with self._lock:
             if not self._has_trees():
                 return
@@ -247,7 +313,13 @@ class RunStore:
             yield episode_id, self._tree(episode_id, body)
 
     def summary(self) -> dict[str, Any]:
-        """Counts by outcome, plus mean score and progress over non-error episodes."""
+        """Counts by outcome, plus mean score and progress over non-error episodes.
+
+        Returns:
+            ``{"episodes": total, "outcomes": {outcome: count}, "mean_score": ...,
+            "mean_progress": ..., "scored": non-error count}``; the means are None
+            when no episode is scored.
+        """
         with self._lock:
             counts = dict(
                 self._conn.execute("SELECT outcome, COUNT(*) FROM episodes GROUP BY outcome")
@@ -268,6 +340,7 @@ class RunStore:
             return int(self._conn.execute("SELECT COUNT(*) FROM episodes").fetchone()[0])
 
     def close(self) -> None:
+        """Close the database connection (``with RunStore(...)`` does it on exit)."""
         with self._lock:
             self._conn.close()
 
@@ -280,7 +353,16 @@ class RunStore:
     # ---- export --------------------------------------------------------------------
 
     def export_jsonl(self, path: str | Path) -> int:
-        """One ``Episode`` JSON per line. Written to a temp file and renamed (atomic)."""
+        """Write every episode as JSON Lines, one ``Episode`` per line, atomically.
+
+        Written to ``<path>.tmp`` and renamed, so ``path`` is never half-written.
+
+        Args:
+            path: The file to write (replaced if it exists).
+
+        Returns:
+            The number of episodes written.
+        """
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         n = 0

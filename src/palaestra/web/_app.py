@@ -28,8 +28,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from palaestra.trajectory import Episode
-from palaestra.trajectory._schema import SearchTree
+from palaestra.trajectory import Episode, SearchTree
 from palaestra.web._index import MAX_PAGE, BadRequest, NotFound, RunIndex
 from palaestra.web._models import EpisodeDiff, EpisodePage, RunInfo, TaskEpisode
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from palaestra.trajectory import Episode, RunStore, StoreError
-from palaestra.trajectory._schema import SearchTree
+from palaestra.trajectory import Episode, RunStore, SearchTree, StoreError
 from palaestra.web._models import (
     DiffRow,
     EpisodeDiff,

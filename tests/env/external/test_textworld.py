@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from palaestra.env import check_env, expert_policy, make, registry, run_episode, tasks
+from palaestra.env import expert_policy, make, registry, run_episode, tasks
 
 IDS = [
     "textworld/simple-v1",
@@ -20,6 +20,7 @@ IDS = [
     "textworld/coin-collector-v1",
     "textworld/treasure-hunter-v1",
 ]
+# check_env on every id: tests/env/test_conformance.py (integration tier).
 
 
 def test_ids_are_registered_as_an_extra() -> None:
@@ -41,19 +42,6 @@ def test_unknown_param_is_a_clear_error() -> None:
     env = make("textworld/coin-collector-v1")
     with pytest.raises(ValueError, match="unknown param 'rooms'"):
         env.make_task(0, rooms=3)
-
-
-@pytest.mark.integration
-def test_check_env_simple() -> None:
-    pytest.importorskip("textworld")
-    check_env(lambda: make("textworld/simple-v1"), seeds=(0, 1), difficulties=("easy",))
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("env_id", IDS[1:])
-def test_check_env_other_challenges(env_id: str) -> None:
-    pytest.importorskip("textworld")
-    check_env(lambda: make(env_id), seeds=(0,), difficulties=("medium",))
 
 
 @pytest.mark.integration

@@ -7,11 +7,10 @@ import sys
 
 import pytest
 
-from palaestra.env import check_env, expert_policy, make, registry, run_episode, tasks
+from palaestra.env import expert_policy, make, registry, run_episode, tasks
 
 IDS = sorted(i for i in registry() if i.startswith("twx/"))
-# The gold path is the only oracle: after random actions the expert cannot recover (documented).
-_KNOWN = "the expert did not solve the task from the after random actions"
+# check_env on every id: tests/env/test_conformance.py (integration tier).
 
 
 def test_registered_without_the_extra() -> None:
@@ -25,17 +24,6 @@ def test_missing_extra_names_the_install_line(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delitem(sys.modules, "palaestra.env.external.twx._env", raising=False)
     with pytest.raises(ImportError, match=r'pip install "palaestra\[twx\]"'):
         make("twx/coin-v1")
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("env_id", IDS)
-def test_conformance(env_id: str) -> None:
-    pytest.importorskip("textworld_express")
-    report = check_env(
-        lambda: make(env_id), seeds=(0,), difficulties=("easy",), max_steps=60, raise_on_error=False
-    )
-    assert report.tasks_checked == 1
-    assert [p for p in report.problems if _KNOWN not in p] == []
 
 
 @pytest.mark.integration

@@ -54,8 +54,7 @@ from palaestra.agent._prompts import fit_history, then_ask
 from palaestra.agent._react import ReactAgent, format_error_feedback, parse_react
 from palaestra.env import Environment, Observation, Task
 from palaestra.model import ChatMessage, Completion, GenerationConfig
-from palaestra.trajectory import Step
-from palaestra.trajectory._schema import TREE_METADATA_KEY, SearchTree, TreeNode
+from palaestra.trajectory import TREE_METADATA_KEY, SearchTree, Step, TreeNode
 
 ValueKind = Literal["progress", "self", "rollout"]
 Gen = Generator[ModelCall | Step, Completion | None, Any]

@@ -57,11 +57,16 @@ from palaestra.env._core import (
 )
 from palaestra.env.families._house_world import (
     STATE_OF_ROLE,
+    TRAIN,
     HouseState,
     Role,
+    Vocab,
     check_params,
     generate,
 )
+
+#: The object and receptacle kinds of train and test tasks (held-out tasks use others).
+TRAIN_VOCAB: Vocab = TRAIN
 
 _NAME = re.compile(r"([a-z]+) (\d+)")
 _VERB: dict[str, Role] = {"clean": "clean", "heat": "heat", "cool": "cool"}

@@ -109,6 +109,7 @@ class ShopEnv(StateSnapshotMixin, Environment):
         "purchase it with the selected option)"
     )
     action_verbs: ClassVar[tuple[str, ...]] = ("search", "click", "back", "buy")
+    third_party_text: ClassVar[bool] = True
 
     def __init__(self) -> None:
         super().__init__("shop-v1")
@@ -300,6 +301,23 @@ class ShopEnv(StateSnapshotMixin, Environment):
                 return f"click[{world.products[s.results[here]].pid}]"
             return "click[next >]" if target > s.page_no else "click[< prev]"
         return "back"
+
+    def third_party_spans(self, text: str) -> list[tuple[int, int]]:
+        """Sellers write the product titles: each title listed on a results page, the title
+        of a product page (where ``inject_instruction`` plants its instruction)."""
+        s = self.state
+        if s is None or s.page not in ("results", "product"):
+            return []
+        if s.page == "results":
+            listed = [(f"[{p.pid}] ", p) for p in (s.world.products[i] for i in self._shown())]
+        else:
+            listed = [(f"[Product {self._product().pid}] ", self._product())]
+        spans: list[tuple[int, int]] = []
+        for head, p in listed:
+            at = text.find(head + p.title)
+            if at >= 0:
+                spans.append((at + len(head), at + len(head) + len(p.title)))
+        return spans
 
     # ---- helpers --------------------------------------------------------------------
 

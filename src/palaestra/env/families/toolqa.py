@@ -115,6 +115,7 @@ class ToolQAEnv(StateSnapshotMixin, Environment):
         "search[<entity>] | lookup[<key>] | calculate[<expression>] | finish[<answer>]"
     )
     action_verbs: ClassVar[tuple[str, ...]] = _VERBS
+    third_party_text: ClassVar[bool] = True
 
     def __init__(self, env_id: str | None = None) -> None:
         super().__init__(env_id)
@@ -313,6 +314,20 @@ class ToolQAEnv(StateSnapshotMixin, Environment):
             if action.startswith(verb + "["):
                 return action
         return f"{verb}[<{_ARG_NAME[verb]}>]"
+
+    def third_party_spans(self, text: str) -> list[tuple[int, int]]:
+        """Pages are documents of the knowledge base: the description of a page just
+        opened and the value a lookup read (where ``inject_instruction`` plants)."""
+        page = self.state["page"]
+        if page is None or self.state["done"]:
+            return []
+        intro = f"\n{page} is a {self._world_of().entities[page].kind}."
+        at = text.find(intro)
+        if at >= 0:
+            end = text.find("\n", at + 1)
+            return [(at + 1, end if end >= 0 else len(text))]
+        read = re.fullmatch(r"\w+ of " + re.escape(page) + r": (.+)", text, re.DOTALL)
+        return [(read.start(1), read.end(1))] if read else []
 
     # ---- oracle and measures -------------------------------------------------------
 

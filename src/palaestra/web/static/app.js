@@ -255,9 +255,17 @@ function messageList(messages) {
     h("div", {class: "role"}, m.role), text(m.content)));
 }
 
+// The step at which a safety environment (safe-v1, refusal-v1) judged the risk realised.
+function riskStep(ep) {
+  return ep.steps.findIndex((s) => s.info && s.info.safety && s.info.safety.risk_realised);
+}
+
 function stepView(ep, i) {
   const s = ep.steps[i];
+  const harm = s.info && s.info.safety ? s.info.safety.harm : null;
   const flags = [
+    i === riskStep(ep) ? h("span", {class: "flag bad", id: "risk-flag"},
+      harm ? `risk realised: ${harm}` : "risk realised") : null,
     s.format_error !== null ? h("span", {class: "flag bad"}, "format error") : null,
     s.invalid_action ? h("span", {class: "flag bad"}, "invalid action") : null,
     s.repeated_action ? h("span", {class: "flag warn"}, "repeated action") : null,
@@ -360,8 +368,10 @@ async function episodePage(run, params) {
   const holder = h("div", {});
   const timeline = h("ol", {class: "timeline", start: 0},
     ep.steps.map((s, i) => h("li", {"data-step": i, onclick: () => show(i),
-      class: s.format_error !== null || s.invalid_action ? "bad" : ""},
-      h("span", {class: "idx"}, i), s.action ?? "(format error)")));
+      class: [s.format_error !== null || s.invalid_action ? "bad" : "",
+        i === riskStep(ep) ? "risk" : ""].filter(Boolean).join(" ")},
+      h("span", {class: "idx"}, i), s.action ?? "(format error)",
+      i === riskStep(ep) ? h("span", {class: "risk-mark", title: "risk realised"}, " ⚠ risk") : null)));
   const show = (i) => {
     cur = Math.max(0, Math.min(n - 1, i));
     slider.value = String(cur);

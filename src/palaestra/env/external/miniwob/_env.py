@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +130,7 @@ class MiniWoBEnv(Environment):
         "hover",
         "dblclick",
     )
+    third_party_text: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -303,6 +305,11 @@ class MiniWoBEnv(Environment):
     def _close(self) -> None:
         self._browser.close()
 
+    def third_party_spans(self, text: str) -> list[tuple[int, int]]:
+        """The page is the website's: the quoted name of each listed element and text
+        (where ``inject_instruction`` plants its instruction)."""
+        return page_name_spans(text, self._nodes) if not self._ended else []
+
     # ---- helpers -------------------------------------------------------------------
 
     def _set_nodes(self, raw: list[dict[str, Any]]) -> None:
@@ -361,6 +368,27 @@ class MiniWoBEnv(Environment):
             loc.focus()
         else:  # press on an element
             loc.press(act.text or "")
+
+
+def page_name_spans(text: str, nodes: list[Node]) -> list[tuple[int, int]]:
+    """Spans of the names (inside the quotes) of ``nodes`` in ``text``, a page observation."""
+    head = "\nPage:\n"
+    at = text.find(head)
+    if at < 0 or text[at + len(head) :] != render_page(nodes):
+        return []
+    spans: list[tuple[int, int]] = []
+    pos = at + len(head)
+    for node in nodes:
+        line = node.render()
+        if node.name:
+            prefix = "  " * node.depth + (
+                "text " if node.pid is None else f"[{node.pid}] {node.role} "
+            )
+            quoted = json.dumps(node.name, ensure_ascii=False)  # as Node.render quotes it
+            if line.startswith(prefix + quoted):
+                spans.append((pos + len(prefix) + 1, pos + len(prefix) + len(quoted) - 1))
+        pos += len(line) + 1
+    return spans
 
 
 def _option(node: Node, text: str) -> str | None:
