@@ -50,7 +50,7 @@ test-system-deps:
 # one evolve iteration (refinement data vs an expert-only control arm), evaluate, report.
 # Resumable: re-run to continue. Report: runs/quickstart/report/evolve.html
 quickstart: install
-	$(BIN)/palaestra evolve configs/quickstart.yaml --out runs/quickstart
+	$(BIN)/palaestra evolve -c configs/quickstart.yaml --out runs/quickstart
 
 test: install test-system-deps
 	$(BIN)/pytest

@@ -26,7 +26,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from palaestra.agent._safety_agents import always_refuse_policy
+from palaestra.agent import always_refuse_policy
 from palaestra.env import Policy, Task, expert_policy, make, random_policy, tasks
 from palaestra.env.families.refusal import explain_refusal, labelled_replies, precision_recall
 

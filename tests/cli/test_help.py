@@ -36,6 +36,7 @@ def _configs() -> list[tuple[list[str], type[BaseModel]]]:
     from palaestra.cli.data import MemoryData, PairsData, RefineData, ReflectData, SFTData
     from palaestra.eval import EvalConfig
     from palaestra.evolve import EvolveConfig
+    from palaestra.model import PretrainConfig
     from palaestra.rollout import RolloutConfig
     from palaestra.train import DPORunConfig, ORMConfig, SFTRunConfig
 
@@ -51,6 +52,7 @@ def _configs() -> list[tuple[list[str], type[BaseModel]]]:
         (["data", "pairs"], PairsData),
         (["data", "reflect"], ReflectData),
         (["data", "memory"], MemoryData),
+        (["model", "build-tiny"], PretrainConfig),
     ]
 
 
@@ -137,3 +139,5 @@ def test_old_spellings_still_work_and_are_hidden() -> None:
     assert "--max-turns" in text and "--epochs -k" in text
     assert "--max-steps" not in text and "--attempts" not in text
     assert "Usage: palaestra evolve [OPTIONS]" in _help(["evolve"])
+    text = _help(["model", "build-tiny"])
+    assert "--max-steps" in text and not re.search(r"(?<![\w-])--steps(?![\w-])", text)

@@ -144,3 +144,33 @@ def test_a_field_named_like_a_command_parameter_is_refused() -> None:
 
         @config_flags(Demo)
         def bad(overrides: dict[str, Any], name: str = "") -> None: ...
+
+
+def test_a_commands_own_old_spellings_are_hidden_flags_for_a_field() -> None:
+    # old_flags: spellings a command had before its flags came from the config (not YAML keys).
+    flags = {f.decls[0]: f for f in derive_flags(Demo, old_flags={"inner.depth": ["--levels"]})}
+    assert flags["--levels"].path == ("inner", "depth")
+    assert flags["--levels"].alias_of == "inner__depth" and flags["--levels"].option.hidden
+    bools = derive_flags(Demo, old_flags={"fast": ["--quick"]})
+    assert [f.decls for f in bools if f.alias_of == "fast"] == [("--quick",)]
+    assert [f.option.param_decls for f in bools if f.alias_of == "fast"] == [
+        ("--quick/--no-quick",)
+    ]
+    with pytest.raises(TypeError, match=r"old_flags name no field of Demo: \['inner.depht'\]"):
+        derive_flags(Demo, old_flags={"inner.depht": ["--levels"]})
+
+    seen: list[dict[str, Any]] = []
+    app = typer.Typer()
+
+    @app.command("run")
+    @config_flags(Demo, old_flags={"inner.depth": ["--levels"], "fast": ["--quick"]})
+    def run(overrides: dict[str, Any]) -> None:
+        seen.append(overrides)
+
+    app.command("other")(lambda: None)
+    res = runner.invoke(app, ["run", "--levels", "4", "--no-quick"])
+    assert res.exit_code == 0, res.output
+    assert seen[-1] == {"inner": {"depth": 4}, "fast": False}
+    res = runner.invoke(app, ["run", "--levels", "4", "--inner.depth", "6"])
+    assert seen[-1] == {"inner": {"depth": 6}}  # the field's own flag wins
+    assert "--levels" not in runner.invoke(app, ["run", "--help"]).output

@@ -8,6 +8,7 @@ cheap LoRA fine-tune can do) complies with everything. Both are evaluated throug
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,65 @@ def test_over_refusal_is_gated_only_when_asked(root: str) -> None:
 def test_no_shared_safety_tasks_is_an_error() -> None:
     with pytest.raises(ValueError, match="no safety task"):
         judge_arm([], [], SafetyGate(), "iter1-improve")
+
+
+def test_evolve_marks_the_drifted_arm_failed_in_console_models_and_report(
+    root: str, tmp_path: Path
+) -> None:
+    """The loop's gate stage and report, on evaluations of the two scripted models."""
+    from rich.console import Console
+
+    from palaestra.evolve import EvolveConfig, ModelRecord
+    from palaestra.evolve._loop import gate, open_loop
+    from palaestra.evolve._report import write_evolve_report
+
+    safety_run("aligned", root)
+    safety_run("drifted", root)
+    config = EvolveConfig(
+        model="tiny/micro",
+        envs=["house-v1"],
+        eval_suites=["heldin-v1"],
+        eval_envs=["house-v1"],
+        safety=SafetyGate(),
+    )
+    console = Console(record=True, width=200)
+    loop = open_loop(config, tmp_path / "evo", console, progress=False)
+    assert loop.safety_suite is not None and "safety-v1" in loop.safety_suite.read_text()
+
+    def record(name: str, arm: str, it: int) -> ModelRecord:
+        run = str(Path(root) / name)
+        return ModelRecord(
+            label=f"{name}-model" if arm == "base" else f"iter{it}-{arm}",
+            arm=arm,
+            iteration=it,
+            model_id=f"gatetest/{name}",
+            eval_dir=run,
+            optimizer_steps=0,
+            safety_dir=run,
+        )
+
+    base = record("aligned", "base", 0)
+    improve = gate(loop, base, record("drifted", "improve", 1))
+    control = gate(loop, base, record("aligned", "control", 1))
+    assert improve.safety_passed is False and control.safety_passed is True
+    assert "safety gate: iter1-improve FAILED" in console.export_text()
+    html, md = write_evolve_report(config, [base, improve, control], tmp_path / "report")
+    text = md.read_text()
+    assert "Safety beside success (the gate)" in text and "FAIL: refused_harmful" in text
+    assert "Safety beside success (the gate)" in html.read_text()
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    verdicts = {r["label"]: r["passed"] for r in summary["safety"]}
+    assert verdicts == {"aligned-model": None, "iter1-improve": False, "iter1-control": True}
+
+
+def test_the_shipped_safety_config_loads_and_bad_gate_suites_are_refused() -> None:
+    from palaestra.evolve import check_evolve_config, load_evolve_config
+
+    config = load_evolve_config(Path(__file__).parents[2] / "configs" / "evolve-safety.yaml")
+    assert config.safety is not None and config.safety.suites == ["safety-v1"]
+    check_evolve_config(config)
+    bad = config.model_copy(update={"safety": SafetyGate(suites=["heldin-v1"])})
+    with pytest.raises(ValueError, match=r"safety\.suites: heldin-v1 has no safe-v1"):
+        check_evolve_config(bad)
+    with pytest.raises(ValueError, match="max_refusal_drop"):
+        SafetyGate(max_refusal_drop=2)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 import tempfile
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ pytest.importorskip(
     "fastapi", reason='the viewer needs the [web] extra: pip install "palaestra[web]"'
 )
 
+from _browser import CHROMIUM, serving
 from fastapi.testclient import TestClient
 
 from palaestra.agent import BestFirstSearchAgent, ReactAgent
@@ -26,9 +25,6 @@ from palaestra.rollout import RolloutEngine
 from palaestra.trajectory import RunStore
 from palaestra.trajectory._schema import SearchTree
 from palaestra.web import create_viewer_app
-from palaestra.web._serve import bind, url_of
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 class CycleModel(Model):
@@ -81,21 +77,8 @@ def test_tree_api_serves_the_stored_tree_and_404s_without_one(runs: dict[str, Pa
 
 @pytest.fixture
 def server(runs: dict[str, Path]) -> Iterator[str]:
-    import uvicorn
-
-    sock = bind("127.0.0.1", 0)
-    app = create_viewer_app([runs["search"]], allowed_hosts=["127.0.0.1"])
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "viewer did not start"
-        time.sleep(0.02)
-    yield url_of(sock)
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(create_viewer_app([runs["search"]], allowed_hosts=["127.0.0.1"])) as url:
+        yield url
 
 
 def test_tree_panel_in_headless_chromium(server: str, runs: dict[str, Path]) -> None:

@@ -9,8 +9,6 @@ the ``playwright`` package (never its own browser download); skipped without the
 from __future__ import annotations
 
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,12 @@ pytest.importorskip(
     "fastapi", reason='the viewer needs the [web] extra: pip install "palaestra[web]"'
 )
 
+from _browser import CHROMIUM, serving
+
 from palaestra.rollout import load_config, rollout
 from palaestra.trajectory import RunStore
 from palaestra.web import create_viewer_app
-from palaestra.web._serve import bind, url_of
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"]
 
 
@@ -35,8 +33,6 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
     pytest.importorskip("playwright", reason="pip install playwright (never `playwright install`)")
-    import uvicorn
-
     root = tmp_path_factory.mktemp("runs")
     runs = []
     for agent in ("expert", "random"):
@@ -48,19 +44,8 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         runs.append(root / agent)
     with RunStore(runs[0], readonly=True) as store:
         episode_id = next(iter(store.episodes())).episode_id
-    sock = bind("127.0.0.1", 0)
-    app = create_viewer_app(runs, allowed_hosts=["127.0.0.1"])
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "viewer did not start"
-        time.sleep(0.02)
-    yield url_of(sock), episode_id
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(create_viewer_app(runs, allowed_hosts=["127.0.0.1"])) as url:
+        yield url, episode_id
 
 
 def _lines(page: Any, selector: str) -> float:

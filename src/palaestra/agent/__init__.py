@@ -53,7 +53,7 @@ from palaestra.agent._registry import (
     register_agent,
     unknown_agent_message,
 )
-from palaestra.agent._safety_agents import AlwaysRefuseAgent, refusal_action
+from palaestra.agent._safety_agents import AlwaysRefuseAgent, always_refuse_policy, refusal_action
 from palaestra.agent.search import BestFirstSearchAgent, MCTSAgent, SearchConfig
 
 __all__ = [
@@ -90,6 +90,7 @@ __all__ = [
     "TurnLoop",
     "agent_registry",
     "agent_spec",
+    "always_refuse_policy",
     "attempt_seed",
     "derive_functions",
     "estimate_tokens",

@@ -14,8 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from palaestra.env import EnvSpec, registry
-from palaestra.env._suggest import unknown_env_message
+from palaestra.env import EnvSpec, registry, unknown_env_message
 
 console = Console()
 # soft_wrap: an error stays the lines it was written as (the terminal wraps them), so a

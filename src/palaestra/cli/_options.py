@@ -11,7 +11,9 @@ hands the command the flags given as ``overrides``, the nested dict that
 
 So the help cannot drift from the config: a field's description is its help,
 its default is shown as the default, a ``Literal`` type lists its choices, and
-a field's old names (``validation_alias``) are hidden flags that still work.
+a field's old names (``validation_alias``) are hidden flags that still work, as
+are a command's own old spellings of a flag (``old_flags``: a flag that was
+never a config key, such as build-tiny's ``--steps`` for ``max_steps``).
 An option's default is the field's (so help shows it), but only the flags
 given on the command line become overrides (click's parameter source says
 which): the YAML file and the config's defaults apply underneath. Values are
@@ -97,16 +99,23 @@ def derive_flags(
     *,
     exclude: Sequence[str] = (),
     decls: Mapping[str, Sequence[str]] | None = None,
+    old_flags: Mapping[str, Sequence[str]] | None = None,
     _prefix: tuple[str, ...] = (),
     _defaults: BaseModel | None = None,
     _panel: str | None = None,
 ) -> list[Flag]:
     """The options of every field of ``model`` (nested models: one per leaf field).
 
-    ``exclude`` names fields (dotted paths) the command takes otherwise, and
-    ``decls`` replaces a field's flags (``{"model": ("--model", "-m")}``).
+    ``exclude`` names fields (dotted paths) the command takes otherwise, ``decls``
+    replaces a field's flags (``{"model": ("--model", "-m")}``), and ``old_flags``
+    adds hidden flags for it (``{"max_steps": ("--steps",)}``): spellings a command
+    used before its flags came from the config, which the YAML file does not take.
     """
     decls = decls or {}
+    old_flags = old_flags or {}
+    unknown = sorted(set(old_flags) - set(_field_paths(model))) if not _prefix else []
+    if unknown:  # a typo here would silently drop an old spelling
+        raise TypeError(f"old_flags name no field of {model.__name__}: {unknown}")
     flags: list[Flag] = []
     for name in field_order(model):
         info = model.model_fields[name]
@@ -123,6 +132,7 @@ def derive_flags(
                 nested,
                 exclude=exclude,
                 decls=decls,
+                old_flags=old_flags,
                 _prefix=path,
                 _defaults=sub_defaults,
                 _panel=escape(f"{flag_name(path)}.*: {title}"),
@@ -132,29 +142,41 @@ def derive_flags(
         param = "__".join(path)
         flag = _flag(path, param, names, info, default, _panel)
         flags.append(flag)
-        for old in _old_names(info, name):
-            old_path = (*_prefix, old)
-            flags.append(
-                Flag(
-                    path=path,
-                    param="__".join(old_path) + "__old",
-                    decls=(flag_name(old_path),),
-                    annotation=flag.annotation,
-                    option=_option(
-                        _bool_decls(flag_name(old_path))
-                        if _is_bool(flag)
-                        else (flag_name(old_path),),
-                        help=f"Old name of {names[0]}.",
-                        hidden=True,
-                        metavar=None,
-                        show_default=False,
-                        panel=None,
-                    ),
-                    yaml_value=flag.yaml_value,
-                    alias_of=param,
-                )
-            )
+        olds = [flag_name((*_prefix, old)) for old in _old_names(info, name)]
+        flags += [_old_flag(flag, old) for old in [*olds, *old_flags.get(dotted, ())]]
     return flags
+
+
+def _old_flag(flag: Flag, old: str) -> Flag:
+    """A hidden flag ``old`` (``--steps``) that sets ``flag``'s field when ``flag`` is not given."""
+    return Flag(
+        path=flag.path,
+        param=old.removeprefix("--").replace("-", "_").replace(".", "__") + "__old",
+        decls=(old,),
+        annotation=flag.annotation,
+        option=_option(
+            _bool_decls(old) if _is_bool(flag) else (old,),
+            help=f"Old name of {flag.decls[0].split('/')[0]}.",
+            hidden=True,
+            metavar=None,
+            show_default=False,
+            panel=None,
+        ),
+        yaml_value=flag.yaml_value,
+        alias_of=flag.param,
+    )
+
+
+def _field_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[str]:
+    """Every field's dotted path, nested models' fields included (and the models' own)."""
+    out: list[str] = []
+    for name, info in model.model_fields.items():
+        path = (*prefix, name)
+        out.append(".".join(path))
+        nested = _nested_model(info.annotation)
+        if nested is not None:
+            out += _field_paths(nested, path)
+    return out
 
 
 def config_flags(
@@ -162,14 +184,16 @@ def config_flags(
     *,
     exclude: Sequence[str] = (),
     decls: Mapping[str, Sequence[str]] | None = None,
+    old_flags: Mapping[str, Sequence[str]] | None = None,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Decorate a command so that it takes one option per field of ``model``.
 
     The command declares a parameter ``overrides: dict[str, Any]``; it gets the
     flags given, nested as the config is (``{"search": {"branching": 2}}``).
     Its other parameters stay as they are (``--out``, ``--config``, ...).
+    ``exclude``, ``decls`` and ``old_flags`` are :func:`derive_flags`'.
     """
-    flags = derive_flags(model, exclude=exclude, decls=decls)
+    flags = derive_flags(model, exclude=exclude, decls=decls, old_flags=old_flags)
 
     def decorate(fn: Callable[..., None]) -> Callable[..., None]:
         hints = typing.get_type_hints(fn, include_extras=True)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from palaestra.cli._common import console, fail, import_hint
 from palaestra.cli._options import CONFIG_OPTION, MODEL_DECLS, config_flags
-from palaestra.eval._run import EvalConfig
+from palaestra.eval import EvalConfig
 
 #: Flags that are not ``--`` plus the field's name.
 DECLS = {"model": MODEL_DECLS, "epochs": ("--epochs", "-k")}
@@ -31,7 +31,7 @@ def eval_cmd(
 
     Settings come from flags, else from --config, else the defaults.
     """
-    from palaestra.eval._run import evaluate, load_eval_config
+    from palaestra.eval import evaluate, load_eval_config
 
     try:
         cfg = load_eval_config(config, **overrides)
@@ -56,7 +56,7 @@ def eval_cmd(
 
 def summary_table(run_dir: Path) -> Table:
     """Success per suite group (errors excluded, counted apart), with a 95% interval."""
-    from palaestra.eval._metrics import run_metrics
+    from palaestra.eval import run_metrics
 
     m = run_metrics(run_dir, n_boot=1000)
     ks = sorted({k for g in m.by_group.values() for k in g.pass_hat_k if k > 1})

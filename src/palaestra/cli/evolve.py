@@ -14,7 +14,7 @@ import typer
 
 from palaestra.cli._common import console, fail, import_hint
 from palaestra.cli._options import CONFIG_OPTION, MODEL_DECLS, config_flags
-from palaestra.evolve._config import EvolveConfig
+from palaestra.evolve import EvolveConfig
 
 #: Flags that are not ``--`` plus the field's name.
 DECLS = {"model": MODEL_DECLS, "envs": ("--env", "-e")}
@@ -39,8 +39,7 @@ def evolve_cmd(
     if config is not None and config_file is not None:
         fail("give the config file once: --config FILE (a bare FILE is its old spelling)")
     try:
-        from palaestra.evolve import evolve, load_evolve_config
-        from palaestra.evolve._config import check_evolve_config
+        from palaestra.evolve import check_evolve_config, evolve, load_evolve_config
     except ImportError as e:
         fail(import_hint(e, "palaestra evolve"))
     try:

@@ -1,19 +1,35 @@
-"""``palaestra model build-tiny``: build the ``tiny`` model, optionally pretrained on environment text."""
+"""``palaestra model build-tiny``: build the ``tiny`` model, optionally pretrained on environment text.
+
+Its flags come from :class:`~palaestra.model.PretrainConfig` (the recipe, so the
+same keys work in a ``--config`` YAML file); ``--steps``, the flag's spelling
+before that, still sets ``--max-steps``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
+from palaestra._config import load_config
 from palaestra.cli._common import console, fail, import_hint
+from palaestra.cli._options import CONFIG_OPTION, config_flags
+from palaestra.model import PretrainConfig, load_pretrain_card
 
 model_app = typer.Typer(help="Build the models Palaestra makes itself.", no_args_is_help=True)
 
+#: Old spellings of derived flags (hidden, still accepted).
+OLD_FLAGS = {"max_steps": ("--steps",)}
+#: The settings that also choose the random-init model (no --pretrain); the rest is the recipe.
+BUILD_SETTINGS = frozenset({"preset", "seed"})
+
 
 @model_app.command("build-tiny")
+@config_flags(PretrainConfig, old_flags=OLD_FLAGS)
 def build_tiny_cmd(
+    overrides: dict[str, Any],
     pretrain: bool = typer.Option(
         False,
         "--pretrain/--no-pretrain",
@@ -23,63 +39,47 @@ def build_tiny_cmd(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Output folder (needed with --pretrain)."
     ),
-    preset: str = typer.Option("", help="Size preset: '' (3.7M) or 'micro'."),
-    seed: int = typer.Option(0, help="Seed of the weights, the corpus and the data order."),
-    episodes: int = typer.Option(6000, min=1, help="Episodes in the pretraining corpus."),
-    steps: int = typer.Option(500, min=1, help="Pretraining optimizer steps."),
-    batch_size: int = typer.Option(16, min=1, help="Blocks per step."),
-    seq_len: int = typer.Option(512, min=17, help="Tokens per block."),
-    learning_rate: float = typer.Option(1e-3, min=0.0, help="Peak learning rate (cosine)."),
-    synthetic: float = typer.Option(
-        0.0,
-        min=0.0,
-        max=0.99,
-        help="Chance of one more synthetic copy/lookup document after each episode "
-        "(p: p/(1-p) documents per episode on average).",
-    ),
-    init_from: Path | None = typer.Option(
-        None, "--init-from", help="Continue from this model folder (a pretraining stage)."
-    ),
+    config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Build ``tiny``; with --pretrain, run the pretraining recipe and write its card.
 
-    The result loads as ``hf/<out>`` everywhere a model id is taken (train sft, eval, evolve).
-    Pretraining the default preset for 500 steps takes ~40 min on 2 CPU cores.
+    Without --pretrain only --preset and --seed apply. The result loads as
+    ``hf/<out>`` everywhere a model id is taken (train sft, eval, evolve).
+    Pretraining the default preset takes ~40 min per 500 steps on 2 CPU cores.
+
+    Settings come from flags, else from --config, else the defaults.
     """
+    if not pretrain:
+        unused = sorted(set(overrides) - BUILD_SETTINGS)
+        if config is not None or unused:
+            given = ["--config"] if config is not None else []
+            given += ["--" + k.replace("_", "-") for k in unused]
+            fail(f"{', '.join(given)} only apply with --pretrain (the recipe); add --pretrain")
     if pretrain and out is None:
         fail("--pretrain needs --out DIR: where the pretrained model is written")
     if out is not None and (out / "config.json").exists():
         fail(f"{out} already holds a model; pick a new --out or remove it")
     try:
+        cfg = load_config(PretrainConfig, config, "pretraining", overrides)
+    except ValueError as e:
+        fail(str(e))
+    try:
         from palaestra.data import pretrain_tiny, tiny_path
-        from palaestra.model import PretrainConfig
-        from palaestra.model import load_pretrain_card as load_card
     except ImportError as e:
         fail(import_hint(e, "palaestra model build-tiny"))
     if not pretrain:
         try:
-            folder = tiny_path(preset, seed=seed)
+            folder = tiny_path(cfg.preset, seed=cfg.seed)
         except ValueError as e:
             fail(str(e))
-        console.print(f"tiny{'/' + preset if preset else ''}: {folder}")
+        console.print(f"tiny{'/' + cfg.preset if cfg.preset else ''}: {folder}")
         return
     assert out is not None
     try:
-        config = PretrainConfig(
-            preset=preset,
-            seed=seed,
-            episodes=episodes,
-            max_steps=steps,
-            batch_size=batch_size,
-            seq_len=seq_len,
-            learning_rate=learning_rate,
-            synthetic=synthetic,
-            init_from=None if init_from is None else str(init_from),
-        )
-        folder = pretrain_tiny(config, out)
+        folder = pretrain_tiny(cfg, out)
     except ValueError as e:
         fail(str(e))
-    card = load_card(folder)
+    card = load_pretrain_card(folder)
     table = Table(title=f"pretrained tiny: {folder}")
     table.add_column("what")
     table.add_column("value", justify="right")

@@ -56,8 +56,7 @@ def report_cmd(
     if missing:
         fail(f'palaestra report needs {" and ".join(missing)}: pip install "palaestra[eval]"')
 
-    from palaestra.eval._metrics import Price
-    from palaestra.eval._render import print_summary, write_report
+    from palaestra.eval import Price, print_summary, write_report
     from palaestra.trajectory import StoreError
 
     if not 0 < alpha < 1:

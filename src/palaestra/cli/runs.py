@@ -10,8 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from palaestra.cli._common import console, fail, import_hint
-from palaestra.trajectory import DB_NAME, RunStore, StoreError
-from palaestra.trajectory._export import export_rows_jsonl
+from palaestra.trajectory import DB_NAME, RunStore, StoreError, export_rows_jsonl
 
 #: Shown where nothing was scored (every episode of the group ended in error).
 NOT_SCORED = "–"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from palaestra.cli._common import fail
-from palaestra.env.server._client import TOKEN_ENV_VAR
+from palaestra.env.server import TOKEN_ENV_VAR
 
 ISOLATIONS = ("auto", "signal", "thread", "none")
 
@@ -82,7 +82,7 @@ def serve_env(
     if isolation not in ISOLATIONS:
         fail(f"--isolation must be one of {', '.join(ISOLATIONS)}; got {isolation!r}")
     try:
-        from palaestra.env.server._serve import serve
+        from palaestra.env.server import serve
 
         serve(
             host,

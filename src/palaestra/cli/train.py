@@ -1,4 +1,4 @@
-"""``palaestra train sft|dpo`` and ``palaestra merge``: fine-tune over TRL + PEFT, fold or merge results."""
+"""``palaestra train sft|dpo|rl`` and ``palaestra merge``: fine-tune over TRL + PEFT, fold or merge results."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import typer
 
 from palaestra.cli._common import console, fail, import_hint
 from palaestra.cli._options import CONFIG_OPTION, MODEL_DECLS, config_flags
-from palaestra.train._config import DPORunConfig, SFTRunConfig
+from palaestra.train import DPORunConfig, RLRunConfig, SFTRunConfig
 
 train_app = typer.Typer(
-    help="Fine-tune a model on a built dataset (SFT, DPO or an outcome reward model).",
+    help="Fine-tune a model: on a built dataset (SFT, DPO, an outcome reward model) or online "
+    "on an environment (RL).",
     no_args_is_help=True,
 )
 
@@ -82,6 +83,37 @@ def dpo_cmd(
     except (ValueError, FileNotFoundError) as e:
         fail(str(e))
     console.print(f"DPO done in {meta.wall_seconds:.0f}s → {out}\nload it as: {meta.load_id}")
+
+
+@train_app.command("rl")
+@config_flags(RLRunConfig, decls=DECLS)
+def rl_cmd(
+    overrides: dict[str, Any],
+    model: str = typer.Option(..., *MODEL_DECLS, help=_MODEL_HELP),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder (adapter or model; episodes in OUT/episodes)."
+    ),
+    config: Path | None = CONFIG_OPTION,
+) -> None:
+    """Online RL (GRPO, or RLOO) on an environment's tasks, episodes played by the rollout engine.
+
+    Settings come from flags, else from --config, else the defaults.
+    """
+    try:
+        from palaestra.train import load_rl_config, train_rl
+
+        cfg = load_rl_config(config, **overrides)
+        meta = train_rl(model, cfg, out)
+    except ImportError as e:
+        fail(import_hint(e, "palaestra train rl"))
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        fail(str(e))
+    rewards = [h["reward"] for h in meta.log_history if "reward" in h]
+    last = f", reward {rewards[-1]:.3f}" if rewards else ""
+    console.print(
+        f"RL ({cfg.algorithm}) done in {meta.wall_seconds:.0f}s{last} → {out}\n"
+        f"episodes: palaestra view {out / 'episodes'}\nload it as: {meta.load_id}"
+    )
 
 
 def merge_cmd(

@@ -51,7 +51,7 @@ def view_cmd(
     for d in run_dirs:
         _check_run_dir(d)
     try:
-        from palaestra.web._serve import bind, serve
+        from palaestra.web import bind, serve
     except ImportError as e:
         fail(str(e))
     try:

@@ -13,6 +13,8 @@
   :func:`markdown_page`, and figures such as :func:`panel_curves`.
 - ``orm_metrics`` (``_orm_metrics.py``): how well an outcome reward model's P(success)
   predicts outcomes (accuracy with its baseline, AUROC, Brier).
+- ``judge_refusals`` (``_refusal_judge.py``): a judge model's refusal labels, to check
+  ``refusal-v1``'s rule-based detector against (for reports, never for rewards).
 """
 
 from palaestra.eval._compare import Comparison, compare, compare_runs
@@ -29,6 +31,7 @@ from palaestra.eval._metrics import (
 )
 from palaestra.eval._orm_metrics import ORMMetrics, orm_metrics
 from palaestra.eval._plots import CurvePoint, panel_curves
+from palaestra.eval._refusal_judge import JUDGE_PROMPT, judge_refusals
 from palaestra.eval._render import html_page, markdown_page, print_summary, write_report
 from palaestra.eval._report import Report, ReportFiles, Section, build_report
 from palaestra.eval._run import EvalConfig, evaluate, load_eval_config
@@ -58,6 +61,7 @@ from palaestra.eval._suites import (
 from palaestra.eval._teacher import TeacherForced, teacher_forced_accuracy
 
 __all__ = [
+    "JUDGE_PROMPT",
     "Comparison",
     "CurvePoint",
     "Estimate",
@@ -89,6 +93,7 @@ __all__ = [
     "group_of",
     "html_page",
     "injection_metrics",
+    "judge_refusals",
     "list_suites",
     "load_eval_config",
     "load_suite",

@@ -17,7 +17,7 @@ the sampling seed by attempt (``palaestra.agent.for_attempt``); at
 temperature 0 the seed is left alone, so epochs batch together.
 
 Resumable like ``palaestra rollout``, and driven by the same code
-(:func:`palaestra.rollout._driver.open_run`), so it runs on either backend
+(:func:`palaestra.rollout.open_run`), so it runs on either backend
 (``backend: ray``): re-running the same command runs only the missing (task,
 epoch) pairs, and a config that changes what an episode means (agent, model,
 suite tasks, budgets, decoding) is refused.
@@ -46,10 +46,15 @@ from palaestra.eval._suites import (
     suite_tasks,
 )
 from palaestra.model import Model
-from palaestra.rollout._build import EngineParts, build_agent
-from palaestra.rollout._config import RESUMABLE_SETTINGS, RunSettings, turns_field
-from palaestra.rollout._driver import open_run
-from palaestra.rollout._engine import RolloutStats
+from palaestra.rollout import (
+    RESUMABLE_SETTINGS,
+    EngineParts,
+    RolloutStats,
+    RunSettings,
+    build_agent,
+    open_run,
+    turns_field,
+)
 from palaestra.trajectory import RunStore
 
 #: Fields that may change when a run is resumed (they do not change what an episode means).

@@ -23,6 +23,7 @@ from pydantic import (
 from palaestra._config import load_config as load_config_file
 from palaestra.agent import PromptStyle
 from palaestra.env import DIFFICULTIES, Difficulty, unknown_env_message
+from palaestra.evolve._safety import SafetyGate
 from palaestra.train import DPORunConfig, SFTRunConfig
 
 
@@ -157,6 +158,11 @@ class EvolveConfig(BaseModel):
         default=True,
         description="Also train a control arm on expert data only, with the same steps and "
         "tasks, so a gain is not just more training.",
+    )
+    safety: SafetyGate | None = Field(
+        default=None,
+        description="Evaluate every model on safety suites too and fail an arm that got less "
+        "safe than the base (refusal drop, safe-v1 drop); see docs/safety.md.",
     )
     eval_suites: list[str] = Field(
         default_factory=lambda: ["heldin-v1", "heldout-v1", "perturbed-v1", "recovery-v1"],
@@ -315,6 +321,18 @@ def _env_problems(config: EvolveConfig) -> list[str]:
         problems.append(
             f"eval_envs: {config.eval_envs} leaves no task of the suites {config.eval_suites}"
         )
+    for sid in config.safety.suites if config.safety else []:
+        try:
+            suite = get_suite(sid)
+        except (ValueError, KeyError) as e:
+            problems.append(f"safety.suites: {e.args[0] if isinstance(e, KeyError) else e}")
+            continue
+        if not any(e.env.startswith(("safe-", "refusal-")) for e in suite.entries):
+            problems.append(
+                f"safety.suites: {suite.id} has no safe-v1 or refusal-v1 task (try safety-v1)"
+            )
+        for entry in suite.entries:
+            needed.setdefault(entry.env, f"safety.suites ({suite.id})")
     for env_id, field in needed.items():
         try:
             spec(env_id).load()

@@ -42,8 +42,9 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field
@@ -61,6 +62,7 @@ from palaestra.evolve._curriculum import (
     next_cells,
     propose,
 )
+from palaestra.evolve._safety import GateVerdict
 
 log = logging.getLogger("palaestra.evolve")
 
@@ -86,6 +88,11 @@ class ModelRecord(BaseModel):
     model_id: str
     eval_dir: str
     optimizer_steps: int
+    safety_dir: str | None = Field(default=None, description="Its safety-suite evaluation.")
+    safety_passed: bool | None = Field(
+        default=None, description="The safety gate's verdict (None: base, or no gate)."
+    )
+    safety: GateVerdict | None = None
 
 
 class EvolveResult(BaseModel):
@@ -174,6 +181,30 @@ def eval_suite_file(config: EvolveConfig, out: Path) -> tuple[Path, list[Task]]:
     if not path.is_file() or path.read_text() != text:
         path.write_text(text)
     return path, [st.task for st in suite_tasks(get_suite(path))]
+
+
+def safety_suite_file(config: EvolveConfig, out: Path) -> Path:
+    """One suite holding the safety gate's suites (every model is evaluated on it)."""
+    from palaestra.eval import get_suite
+
+    assert config.safety is not None
+    entries: list[dict[str, Any]] = []
+    for sid in config.safety.suites:
+        suite = get_suite(sid)
+        for entry in suite.entries:
+            e = entry.model_dump(mode="json", exclude_defaults=True)
+            e["group"] = entry.resolved_group
+            entries.append(e)
+    path = out / "safety-suite.yaml"
+    doc = {
+        "id": "evolve-safety-v1",
+        "description": "The safety panel of this evolve run: " + ", ".join(config.safety.suites),
+        "entries": entries,
+    }
+    text = yaml.safe_dump(doc, sort_keys=False)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
 
 
 def train_suite_file(folder: Path, name: str, tasks: list[Task]) -> Path:
@@ -318,6 +349,354 @@ def _train(
     }
 
 
+# ---- stage results --------------------------------------------------------------------------
+# What each stage returns, typed; ``stage.json`` stores it, so a resumed run reads it back.
+
+
+class RunResult(BaseModel):
+    """A rollout or evaluation stage: its run folder and outcome counts."""
+
+    run: str
+    outcomes: dict[str, int] = Field(default_factory=dict[str, int])
+
+
+class DataResult(BaseModel):
+    """A dataset stage: the SFT data folder (and DPO pairs when built), rows per source."""
+
+    data: str
+    rows: int
+    counts: dict[str, int] = Field(default_factory=dict[str, int])
+    pairs: str | None = None
+    pair_rows: int | None = None
+
+
+class TrainResult(BaseModel):
+    """A training stage: the model the next stage continues from, and what training did."""
+
+    model: str
+    rows: int
+    loss_first: float | None = None
+    loss_last: float | None = None
+    optimizer_steps: int
+
+
+class PlanResult(BaseModel):
+    """A curriculum stage: the iteration's training tasks (a suite file) and the plan."""
+
+    suite: str
+    plan: dict[str, Any]
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+@dataclass
+class Loop:
+    """What every stage reads: the config, the run folder, the evaluation panels, the console."""
+
+    config: EvolveConfig
+    out: Path
+    stages: _Stages
+    console: Console
+    progress: bool
+    eval_suite: Path
+    eval_tasks: list[Task]
+    safety_suite: Path | None
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return ARMS if self.config.control else ARMS[:1]
+
+    def stage(
+        self, name: str, result: type[R], fn: Callable[[Path], R], *, fresh: bool = False
+    ) -> R:
+        """Run ``fn(folder)`` once as stage ``name``; later calls read its ``stage.json``."""
+        done = self.stages.run(name, lambda f: fn(f).model_dump(mode="json"), fresh=fresh)
+        return result.model_validate(done)
+
+    def run_agent(
+        self,
+        name: str,
+        suite: Callable[[Path], Path],
+        *,
+        agent: str,
+        model: str | None = None,
+        temperature: float = 0.0,
+        run: str = "run",
+    ) -> RunResult:
+        """A stage that runs ``agent`` on the tasks of ``suite(stage folder)``."""
+        return self.stage(
+            name,
+            RunResult,
+            lambda f: RunResult.model_validate(
+                _run_tasks(
+                    self.config,
+                    f,
+                    suite(f),
+                    agent=agent,
+                    model=model,
+                    temperature=temperature,
+                    progress=self.progress,
+                    console=self.console,
+                    name=run,
+                )
+            ),
+        )
+
+
+def open_loop(
+    config: EvolveConfig, out_dir: str | Path, console: Console | None, progress: bool
+) -> Loop:
+    """Check the config, create (or resume) the run folder and write the evaluation panels."""
+    check_evolve_config(config)  # before any folder or stage: a bad config leaves nothing behind
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, config)
+    console = console or Console()
+    suite, eval_tasks = eval_suite_file(config, out)
+    safety = safety_suite_file(config, out) if config.safety else None
+    return Loop(config, out, _Stages(out, console), console, progress, suite, eval_tasks, safety)
+
+
+# ---- the stages, in the order the loop runs them -----------------------------------------------
+
+
+def expert_demos(loop: Loop) -> RunResult:
+    """Iteration 0: the expert on ``demos`` fresh training tasks per environment."""
+
+    def tasks_file(f: Path) -> Path:
+        from palaestra.env import tasks
+
+        config, out_tasks = loop.config, list[Task]()
+        for env in config.envs:
+            params: dict[str, Any] = dict(config.env_params.get(env, {}))
+            out_tasks += tasks(
+                env, "train", n=config.demos, difficulty=config.difficulties, **params
+            )
+        check_no_leak(out_tasks, loop.eval_tasks)
+        return train_suite_file(f, "demos", out_tasks)
+
+    return loop.run_agent("iter-0/demos", tasks_file, agent="expert")
+
+
+def base_data(loop: Loop, demos: RunResult) -> DataResult:
+    """The expert's successful demonstrations as SFT data (AgentTuning's baseline)."""
+    from palaestra.data import build_sft, save
+
+    def build(f: Path) -> DataResult:
+        ds, card = build_sft([demos.run])
+        if not len(ds):
+            raise ValueError(
+                f"the expert solved none of the demonstration tasks ({demos.outcomes}) "
+                f"within max_turns={loop.config.max_turns}; raise max_turns in the config"
+            )
+        save(ds, card, f / "data")
+        return DataResult(data=str(f / "data"), rows=len(ds), counts={"expert": len(ds)})
+
+    return loop.stage("iter-0/data", DataResult, build, fresh=True)
+
+
+def train(
+    loop: Loop, name: str, model: str, data: str, config: Any, *, dpo: bool = False
+) -> TrainResult:
+    """SFT (or DPO on pairs) of ``model`` on ``data``; a half-trained model is retrained."""
+    return loop.stage(
+        name,
+        TrainResult,
+        lambda f: TrainResult.model_validate(_train(model, data, config, f, dpo=dpo)),
+        fresh=True,
+    )
+
+
+def evaluate_model(
+    loop: Loop, label: str, arm: str, iteration: int, model_id: str, steps: int
+) -> ModelRecord:
+    """The model on the evaluation panel (and the safety panel when the gate is on)."""
+    ev = loop.run_agent(
+        f"evals/{label}", lambda f: loop.eval_suite, agent="react", model=model_id, run=label
+    )
+    safety_dir: str | None = None
+    if loop.safety_suite is not None:
+        suite = loop.safety_suite
+        safety_dir = loop.run_agent(
+            f"evals/{label}-safety",
+            lambda f: suite,
+            agent="react",
+            model=model_id,
+            run=f"{label}-safety",
+        ).run
+    return ModelRecord(
+        label=label,
+        arm=arm,
+        iteration=iteration,
+        model_id=model_id,
+        eval_dir=ev.run,
+        optimizer_steps=steps,
+        safety_dir=safety_dir,
+    )
+
+
+def warn_if_weak(loop: Loop, base: ModelRecord) -> None:
+    """Say before iterating when the base is too weak for improvement data to show anything."""
+    from palaestra.evolve._report import base_check
+
+    if loop.config.iterations:
+        # said now, so a user can stop and fix the base instead of waiting for a
+        # 0%-vs-0% comparison; the report repeats it
+        weak = base_check(_heldin_success(base.eval_dir), loop.config.base_floor)
+        if weak is not None:
+            loop.console.print(f"[bold yellow]base check:[/] {weak}")
+
+
+def plan_iteration(loop: Loop, it: int, cells: list[Cell]) -> PlanResult:
+    """The curriculum's training tasks of iteration ``it`` (never an evaluation task)."""
+
+    def plan(f: Path) -> PlanResult:
+        tasks, p = propose(it, cells, loop.config.rollouts, loop.eval_tasks, seed=loop.config.seed)
+        suite = train_suite_file(f, f"train-iter{it}", tasks)
+        _atomic_json(f / "curriculum.json", p.model_dump(mode="json"))
+        return PlanResult(suite=str(suite), plan=p.model_dump(mode="json"))
+
+    return loop.stage(f"iter-{it}/curriculum", PlanResult, plan, fresh=True)
+
+
+def expert_rollouts(loop: Loop, it: int, plan: PlanResult) -> RunResult:
+    """The expert on the iteration's tasks: both arms' expert demonstrations."""
+    return loop.run_agent(f"iter-{it}/expert", lambda f: Path(plan.suite), agent="expert")
+
+
+def expert_recovery(loop: Loop, it: int, plan: PlanResult) -> RunResult:
+    """The same tasks with one wrong action carried out by the environment (inject_mistake)."""
+    return loop.run_agent(
+        f"iter-{it}/improve/expert-recovery",
+        lambda f: perturbed_suite_file(
+            f, f"recovery-iter{it}", Path(plan.suite), ["inject_mistake"]
+        ),
+        agent="expert",
+    )
+
+
+def explore(loop: Loop, it: int, plan: PlanResult, model: str) -> RunResult:
+    """The improving arm's model samples the iteration's tasks (AgentEvol's exploration)."""
+    return loop.run_agent(
+        f"iter-{it}/improve/rollouts",
+        lambda f: Path(plan.suite),
+        agent=loop.config.agent,
+        model=model,
+        temperature=loop.config.temperature,
+    )
+
+
+def improve_data(
+    loop: Loop, it: int, explored: RunResult, expert: RunResult, recovery: RunResult | None
+) -> DataResult:
+    """The improving arm's mix: expert data, refinement of its own mistakes, and the rest
+    that ``data:`` turns on; DPO pairs from its rollouts when ``data.pairs``."""
+    from palaestra.data import (
+        DatasetCard,
+        build_pairs,
+        build_refine,
+        build_refine_synthetic,
+        build_reflect,
+        build_sft,
+        save,
+    )
+
+    mix = loop.config.data
+
+    def build(f: Path) -> DataResult:
+        parts: list[tuple[str, Any]] = []
+        if mix.expert:
+            parts.append(("expert", build_sft([expert.run])[0]))
+        if mix.refine:
+            parts.append(("refine", build_refine([explored.run])[0]))
+        if recovery is not None:
+            parts.append(("expert_recovery", build_sft([recovery.run])[0]))
+        if mix.refine_synthetic:
+            ds, _ = build_refine_synthetic([explored.run], per_episode=mix.refine_synthetic)
+            parts.append(("refine_synthetic", ds))
+        if mix.self_sft:
+            parts.append(("self", build_sft([explored.run])[0]))
+        if mix.reflect:
+            parts.append(("reflect", build_reflect([explored.run])[0]))
+        ds, counts = _mix(parts, loop.config.seed + it)
+        card = DatasetCard(
+            builder="evolve",
+            sources=[explored.run, expert.run],
+            parameters={"iteration": it, "arm": "improve", **mix.model_dump()},
+            counts=counts,
+        )
+        save(ds, card, f / "data")
+        result = DataResult(data=str(f / "data"), rows=len(ds), counts=counts)
+        if mix.pairs:
+            pairs, pcard = build_pairs([explored.run])
+            save(pairs, pcard, f / "pairs")
+            result.pairs, result.pair_rows = str(f / "pairs"), len(pairs)
+        return result
+
+    return loop.stage(f"iter-{it}/improve/data", DataResult, build, fresh=True)
+
+
+def control_data(loop: Loop, it: int, expert: RunResult) -> DataResult:
+    """The control arm: expert demonstrations of the same tasks only."""
+    from palaestra.data import build_sft, save
+
+    def build(f: Path) -> DataResult:
+        ds, card = build_sft([expert.run])
+        save(ds, card, f / "data")
+        return DataResult(data=str(f / "data"), rows=len(ds), counts={"expert": len(ds)})
+
+    return loop.stage(f"iter-{it}/control/data", DataResult, build, fresh=True)
+
+
+def train_arm(
+    loop: Loop, it: int, arm: str, start: tuple[str, int], data: DataResult
+) -> tuple[str, int]:
+    """SFT of the arm's model on its data, then DPO when configured; (model, total steps)."""
+    model, steps = start
+    sft = train(loop, f"iter-{it}/{arm}/train", model, data.data, loop.config.train)
+    model, steps = sft.model, steps + sft.optimizer_steps
+    if arm == "improve" and loop.config.dpo is not None and data.pairs is not None:
+        dpo = train(loop, f"iter-{it}/{arm}/dpo", model, data.pairs, loop.config.dpo, dpo=True)
+        model, steps = dpo.model, steps + dpo.optimizer_steps
+    return model, steps
+
+
+def next_curriculum(loop: Loop, it: int, plan: PlanResult, explored: RunResult) -> list[Cell]:
+    """The next iteration's cells, from how the improving arm did on this one's tasks."""
+    assessed = assess([Cell.model_validate(c) for c in plan.plan["cells"]], _episodes(explored.run))
+    config = loop.config.curriculum
+    cells, notes = next_cells(assessed, config) if config.enabled else (assessed, [])
+    for note in notes:
+        loop.console.print(f"[cyan]curriculum:[/] {note}")
+    _atomic_json(
+        loop.out / f"iter-{it}" / "assessment.json",
+        Plan(iteration=it, cells=cells, tasks=plan.plan["tasks"], notes=notes).model_dump(
+            mode="json"
+        ),
+    )
+    return cells
+
+
+def gate(loop: Loop, base: ModelRecord, model: ModelRecord) -> ModelRecord:
+    """The safety gate on one arm's model against the base; says it when the arm fails."""
+    from palaestra.evolve._safety import judge_arm
+
+    if loop.config.safety is None or base.safety_dir is None or model.safety_dir is None:
+        return model
+    verdict = judge_arm(
+        _episodes(base.safety_dir), _episodes(model.safety_dir), loop.config.safety, model.label
+    )
+    if not verdict.passed:
+        loop.console.print(
+            f"[bold red]safety gate: {model.label} FAILED[/] — " + "; ".join(verdict.reasons)
+        )
+    return model.model_copy(update={"safety_passed": verdict.passed, "safety": verdict})
+
+
+# ---- the loop ------------------------------------------------------------------------------
+
+
 def evolve(
     config: EvolveConfig,
     out_dir: str | Path,
@@ -325,250 +704,48 @@ def evolve(
     console: Console | None = None,
     progress: bool = True,
 ) -> EvolveResult:
-    """Run (or resume) the loop of ``config`` into ``out_dir``; write the report at the end."""
-    from palaestra.data import build_pairs, build_refine, build_refine_synthetic, build_sft, save
-    from palaestra.evolve._report import base_check, write_evolve_report
+    """Run (or resume) the loop of ``config`` into ``out_dir``; write the report at the end.
 
-    check_evolve_config(config)  # before any folder or stage: a bad config leaves nothing behind
-    console = console or Console()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, config)
-    stages = _Stages(out, console)
-    suite_path, eval_tasks = eval_suite_file(config, out)
-    seed = config.seed
+    Read top to bottom: each line is a stage (a function above, resumable by its
+    ``stage.json``); change one stage without reading the others.
+    """
+    from palaestra.evolve._report import write_evolve_report
 
-    # ---- iteration 0: expert demonstrations → base SFT (AgentTuning's baseline) -------------
-    def demo_tasks() -> list[Task]:
-        from palaestra.env import tasks
+    loop = open_loop(config, out_dir, console, progress)
 
-        out_tasks: list[Task] = []
-        for env in config.envs:
-            params: dict[str, Any] = dict(config.env_params.get(env, {}))
-            out_tasks += tasks(
-                env, "train", n=config.demos, difficulty=config.difficulties, **params
-            )
-        check_no_leak(out_tasks, eval_tasks)
-        return out_tasks
+    # iteration 0: expert demonstrations -> base SFT -> evaluation (AgentTuning's baseline)
+    demos = expert_demos(loop)
+    base = train(loop, "iter-0/train", config.model, base_data(loop, demos).data, config.base_sft)
+    base_model = evaluate_model(loop, "base", "base", 0, base.model, base.optimizer_steps)
+    warn_if_weak(loop, base_model)
+    models = [base_model]
 
-    def run_stage(
-        stage: str,
-        suite: Callable[[Path], Path],
-        *,
-        agent: str,
-        model: str | None = None,
-        temperature: float = 0.0,
-        name: str = "run",
-    ) -> dict[str, Any]:
-        """A resumable stage that runs ``agent`` on the tasks of ``suite(stage folder)``."""
-        return stages.run(
-            stage,
-            lambda f: _run_tasks(
-                config,
-                f,
-                suite(f),
-                agent=agent,
-                model=model,
-                temperature=temperature,
-                progress=progress,
-                console=console,
-                name=name,
-            ),
-        )
-
-    demos = run_stage(
-        "iter-0/demos", lambda f: train_suite_file(f, "demos", demo_tasks()), agent="expert"
-    )
-
-    def base_data(f: Path) -> dict[str, Any]:
-        ds, card = build_sft([demos["run"]])
-        if not len(ds):
-            raise ValueError(
-                f"the expert solved none of the demonstration tasks ({demos['outcomes']}) "
-                f"within max_turns={config.max_turns}; raise max_turns in the config"
-            )
-        save(ds, card, f / "data")
-        return {"data": str(f / "data"), "rows": len(ds)}
-
-    base_ds = stages.run("iter-0/data", base_data, fresh=True)
-    base = stages.run(
-        "iter-0/train",
-        lambda f: _train(config.model, base_ds["data"], config.base_sft, f),
-        fresh=True,
-    )
-    models: list[ModelRecord] = []
-
-    def evaluate_model(name: str, model_id: str) -> dict[str, Any]:
-        return run_stage(
-            f"evals/{name}", lambda f: suite_path, agent="react", model=model_id, name=name
-        )
-
-    ev = evaluate_model("base", base["model"])
-    models.append(
-        ModelRecord(
-            label="base",
-            arm="base",
-            iteration=0,
-            model_id=base["model"],
-            eval_dir=ev["run"],
-            optimizer_steps=base["optimizer_steps"],
-        )
-    )
-    if config.iterations:
-        # Said before iterating, so a user can stop and fix the base instead of waiting
-        # for a 0%-vs-0% comparison; the report repeats it.
-        weak = base_check(_heldin_success(ev["run"]), config.base_floor)
-        if weak is not None:
-            console.print(f"[bold yellow]base check:[/] {weak}")
-
-    # ---- iterations ---------------------------------------------------------------------------
-    current = {arm: base["model"] for arm in ARMS}
-    steps = {arm: base["optimizer_steps"] for arm in ARMS}
-    cells: list[Cell] = initial_cells(config.envs, config.difficulties, config.env_params)
+    # iterations: explore -> learn (AgentEvol), an improving arm beside a control arm
+    current = dict.fromkeys(loop.arms, (base.model, base.optimizer_steps))
+    cells = initial_cells(config.envs, config.difficulties, config.env_params)
     for cell in cells:
         cell.share = 1.0
-    arms = ARMS if config.control else ARMS[:1]
     for it in range(1, config.iterations + 1):
-        prefix = f"iter-{it}"
-
-        def plan_stage(f: Path, it: int = it, cells: list[Cell] = cells) -> dict[str, Any]:
-            train_tasks, plan = propose(it, cells, config.rollouts, eval_tasks, seed=seed)
-            suite = train_suite_file(f, f"train-iter{it}", train_tasks)
-            _atomic_json(f / "curriculum.json", plan.model_dump(mode="json"))
-            return {"suite": str(suite), "plan": plan.model_dump(mode="json")}
-
-        plan = stages.run(f"{prefix}/curriculum", plan_stage, fresh=True)
-        train_suite = Path(plan["suite"])
-
-        # expert demonstrations of this iteration's tasks (both arms' expert data)
-        expert = run_stage(f"{prefix}/expert", lambda f, s=train_suite: s, agent="expert")
-        recovery: dict[str, Any] | None = None
-        if config.data.expert_recovery:
-            # the same tasks, with one wrong action carried out by the environment
-            recovery = run_stage(
-                f"{prefix}/improve/expert-recovery",
-                lambda f, s=train_suite, it=it: perturbed_suite_file(
-                    f, f"recovery-iter{it}", s, ["inject_mistake"]
-                ),
-                agent="expert",
+        plan = plan_iteration(loop, it, cells)
+        expert = expert_rollouts(loop, it, plan)
+        recovery = expert_recovery(loop, it, plan) if config.data.expert_recovery else None
+        explored = explore(loop, it, plan, current["improve"][0])
+        for arm in loop.arms:
+            data = (
+                improve_data(loop, it, explored, expert, recovery)
+                if arm == "improve"
+                else control_data(loop, it, expert)
             )
-        explore = run_stage(
-            f"{prefix}/improve/rollouts",
-            lambda f, s=train_suite: s,
-            agent=config.agent,
-            model=current["improve"],
-            temperature=config.temperature,
-        )
-
-        def improve_data(
-            f: Path,
-            explore: dict[str, Any] = explore,
-            expert: dict[str, Any] = expert,
-            recovery: dict[str, Any] | None = recovery,
-            it: int = it,
-        ) -> dict[str, Any]:
-            parts: list[tuple[str, Any]] = []
-            if config.data.expert:
-                parts.append(("expert", build_sft([expert["run"]])[0]))
-            if config.data.refine:
-                parts.append(("refine", build_refine([explore["run"]])[0]))
-            if recovery is not None:
-                parts.append(("expert_recovery", build_sft([recovery["run"]])[0]))
-            if config.data.refine_synthetic:
-                ds, _ = build_refine_synthetic(
-                    [explore["run"]], per_episode=config.data.refine_synthetic
-                )
-                parts.append(("refine_synthetic", ds))
-            if config.data.self_sft:
-                parts.append(("self", build_sft([explore["run"]])[0]))
-            if config.data.reflect:
-                from palaestra.data import build_reflect
-
-                parts.append(("reflect", build_reflect([explore["run"]])[0]))
-            ds, counts = _mix(parts, seed + it)
-            from palaestra.data import DatasetCard
-
-            card = DatasetCard(
-                builder="evolve",
-                sources=[explore["run"], expert["run"]],
-                parameters={"iteration": it, "arm": "improve", **config.data.model_dump()},
-                counts=counts,
-            )
-            save(ds, card, f / "data")
-            result: dict[str, Any] = {"data": str(f / "data"), "rows": len(ds), "counts": counts}
-            if config.data.pairs:
-                pairs, pcard = build_pairs([explore["run"]])
-                save(pairs, pcard, f / "pairs")
-                result["pairs"] = str(f / "pairs")
-                result["pair_rows"] = len(pairs)
-            return result
-
-        def control_data(f: Path, expert: dict[str, Any] = expert) -> dict[str, Any]:
-            ds, card = build_sft([expert["run"]])
-            save(ds, card, f / "data")
-            return {"data": str(f / "data"), "rows": len(ds), "counts": {"expert": len(ds)}}
-
-        builders = {"improve": improve_data, "control": control_data}
-        for arm in arms:
-            data = stages.run(f"{prefix}/{arm}/data", builders[arm], fresh=True)
-            trained = stages.run(
-                f"{prefix}/{arm}/train",
-                lambda f, arm=arm, data=data: _train(current[arm], data["data"], config.train, f),
-                fresh=True,
-            )
-            current[arm] = trained["model"]
-            steps[arm] += trained["optimizer_steps"]
-            if arm == "improve" and config.dpo is not None and "pairs" in data:
-                dpo_cfg = config.dpo
-                tuned = stages.run(
-                    f"{prefix}/{arm}/dpo",
-                    lambda f, data=data, dpo_cfg=dpo_cfg: _train(
-                        current["improve"], data["pairs"], dpo_cfg, f, dpo=True
-                    ),
-                    fresh=True,
-                )
-                current[arm] = tuned["model"]
-                steps[arm] += tuned["optimizer_steps"]
+            current[arm] = train_arm(loop, it, arm, current[arm], data)
             label = f"iter{it}-{arm}"
-            ev = evaluate_model(label, current[arm])
-            models.append(
-                ModelRecord(
-                    label=label,
-                    arm=arm,
-                    iteration=it,
-                    model_id=current[arm],
-                    eval_dir=ev["run"],
-                    optimizer_steps=steps[arm],
-                )
-            )
-        # the curriculum reads the improving arm's exploration of this iteration
-        assessed = assess(
-            [Cell.model_validate(c) for c in plan["plan"]["cells"]], _episodes(explore["run"])
-        )
-        cells, notes = (
-            next_cells(assessed, config.curriculum)
-            if config.curriculum.enabled
-            else (
-                assessed,
-                [],
-            )
-        )
-        for note in notes:
-            console.print(f"[cyan]curriculum:[/] {note}")
-        _atomic_json(
-            out / prefix / "assessment.json",
-            Plan(iteration=it, cells=cells, tasks=plan["plan"]["tasks"], notes=notes).model_dump(
-                mode="json"
-            ),
-        )
+            record = evaluate_model(loop, label, arm, it, *current[arm])
+            models.append(gate(loop, base_model, record))
+        cells = next_curriculum(loop, it, plan, explored)
 
-    _atomic_json(out / "models.json", [m.model_dump(mode="json") for m in models])
-    files = write_evolve_report(config, models, out / "report", console=console)
+    _atomic_json(loop.out / "models.json", [m.model_dump(mode="json") for m in models])
+    html, md = write_evolve_report(config, models, loop.out / "report", console=loop.console)
     return EvolveResult(
-        out_dir=str(out),
-        models=models,
-        report_html=str(files[0]),
-        report_md=str(files[1]),
+        out_dir=str(loop.out), models=models, report_html=str(html), report_md=str(md)
     )
 
 

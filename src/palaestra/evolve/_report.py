@@ -31,6 +31,7 @@ from palaestra.eval import (
     html_page,
     markdown_page,
     panel_curves,
+    safety_metrics,
     write_report,
 )
 from palaestra.evolve._config import EvolveConfig
@@ -74,64 +75,165 @@ def write_evolve_report(
     console: Console | None = None,
 ) -> tuple[Path, Path]:
     """Write the report of an evolve run's evaluated ``models``; returns (html, markdown)."""
-    from palaestra.trajectory import RunStore
-
     console = console or Console()
     folder.mkdir(parents=True, exist_ok=True)
-    episodes: dict[str, list[Any]] = {}
-    rows: list[dict[str, Any]] = []
-    all_groups: set[str] = set()
-    for m in models:
-        with RunStore(Path(m.eval_dir), readonly=True) as store:
-            eps = list(store.episodes())
-        episodes[m.label] = eps
-        metrics = compute_metrics(eps, n_boot=200)
-        per_group: dict[str, dict[str, float]] = {}
-        for name, g in metrics.by_group.items():
-            if g.success.value is None:
-                continue
-            lo, hi = g.success.wilson or (g.success.value, g.success.value)
-            per_group[name] = {"value": g.success.value, "low": lo, "high": hi, "n": g.n_tasks}
-        all_groups |= set(per_group)
-        rows.append(
-            {
-                "label": m.label,
-                "arm": m.arm,
-                "iteration": m.iteration,
-                "optimizer_steps": m.optimizer_steps,
-                "model": m.model_id,
-                "groups": per_group,
-                "_metrics": metrics,
-            }
-        )
-    groups = _order(all_groups)
+    episodes = {m.label: _episodes(m.eval_dir) for m in models}
+    rows = [_model_row(m, episodes[m.label]) for m in models]
+    groups = _order({g for r in rows for g in r["groups"]})
     base_row = next((r for r in rows if r["arm"] == "base"), None)
     base_heldin = base_row["groups"].get("heldin", {}).get("value") if base_row else None
     weak = base_check(base_heldin, config.base_floor) if base_row is not None else None
-
-    # the headline: last iteration, improving arm vs control, paired per group
     last = max((m.iteration for m in models), default=0)
     imp = next((m for m in models if m.iteration == last and m.arm == "improve"), None)
     ctl = next((m for m in models if m.iteration == last and m.arm == "control"), None)
-    comparisons: list[dict[str, Any]] = []
-    if imp is not None and ctl is not None:
-        for g in groups:
-            a = [ep for ep in episodes[ctl.label] if group_of(ep) == g]
-            b = [ep for ep in episodes[imp.label] if group_of(ep) == g]
-            c = compare(a, b, a_name=ctl.label, b_name=imp.label, scope=g, n_boot=200)
-            if c.success is not None:
-                comparisons.append(
-                    {
-                        "group": g,
-                        "control": c.success.a,
-                        "improve": c.success.b,
-                        "delta": c.success.delta,
-                        "p_value": c.success.p_value,
-                        "significant": c.success.significant,
-                        "tasks": c.n_tasks,
-                    }
-                )
+    comparisons = _arm_comparisons(episodes, imp, ctl, groups)
+    safety = _safety_rows(models) if config.safety else []
 
+    png = (_curves_png(rows, groups) if rows and groups else None) or b""
+    (folder / "curves.png").write_bytes(png)
+    secs = _sections(config, rows, groups, weak, base_heldin, comparisons, last, safety, png)
+    md_path, html_path = _write_pages(folder, secs, png)
+    summary = {
+        "base_check": {
+            "heldin": base_heldin,
+            "floor": config.base_floor,
+            "too_weak": weak is not None,
+            "why": weak,
+        },
+        "models": [{k: v for k, v in r.items() if k != "_metrics"} for r in rows],
+        "comparison": comparisons,
+        "safety": safety,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+
+    detail = [m for m in models if m.arm == "base"] + [m for m in (imp, ctl) if m is not None]
+    if detail:
+        write_report([Path(m.eval_dir) for m in detail], folder / "detail")
+    _print_summary(console, rows, groups, comparisons, safety, weak, html_path)
+    return html_path, md_path
+
+
+def _episodes(run_dir: str | Path) -> list[Any]:
+    from palaestra.trajectory import RunStore
+
+    with RunStore(Path(run_dir), readonly=True) as store:
+        return list(store.episodes())
+
+
+def _model_row(m: Any, eps: list[Any]) -> dict[str, Any]:
+    """One model's success per group (Wilson intervals), as the table, curves and JSON use it."""
+    metrics = compute_metrics(eps, n_boot=200)
+    per_group: dict[str, dict[str, float]] = {}
+    for name, g in metrics.by_group.items():
+        if g.success.value is None:
+            continue
+        lo, hi = g.success.wilson or (g.success.value, g.success.value)
+        per_group[name] = {"value": g.success.value, "low": lo, "high": hi, "n": g.n_tasks}
+    return {
+        "label": m.label,
+        "arm": m.arm,
+        "iteration": m.iteration,
+        "optimizer_steps": m.optimizer_steps,
+        "model": m.model_id,
+        "groups": per_group,
+        "_metrics": metrics,
+    }
+
+
+def _arm_comparisons(
+    episodes: dict[str, list[Any]], imp: Any, ctl: Any, groups: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The headline: the last iteration's improving arm vs control, paired per group."""
+    if imp is None or ctl is None:
+        return []
+    out: list[dict[str, Any]] = []
+    for g in groups:
+        a = [ep for ep in episodes[ctl.label] if group_of(ep) == g]
+        b = [ep for ep in episodes[imp.label] if group_of(ep) == g]
+        c = compare(a, b, a_name=ctl.label, b_name=imp.label, scope=g, n_boot=200)
+        if c.success is not None:
+            out.append(
+                {
+                    "group": g,
+                    "control": c.success.a,
+                    "improve": c.success.b,
+                    "delta": c.success.delta,
+                    "p_value": c.success.p_value,
+                    "significant": c.success.significant,
+                    "tasks": c.n_tasks,
+                }
+            )
+    return out
+
+
+def _safety_rows(models: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each model's safety measures beside its gate verdict (the base has none)."""
+    out: list[dict[str, Any]] = []
+    for m in models:
+        if m.safety_dir is None:
+            continue
+        metrics = safety_metrics(_episodes(m.safety_dir), n_boot=200)
+        refusal = metrics.refusal if metrics is not None else None
+
+        def value(est: Any) -> float | None:
+            return None if est is None else est.value
+
+        out.append(
+            {
+                "label": m.label,
+                "arm": m.arm,
+                "safe": value(metrics.overall.safe) if metrics else None,
+                "helpful": value(metrics.overall.helpful) if metrics else None,
+                "safe_and_helpful": value(metrics.overall.safe_and_helpful) if metrics else None,
+                "refused_harmful": value(refusal.refused_harmful) if refusal else None,
+                "over_refusal": value(refusal.over_refusal) if refusal else None,
+                "passed": m.safety_passed,
+                "reasons": m.safety.reasons if m.safety is not None else [],
+            }
+        )
+    return out
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row["passed"] is None:
+        return "(reference)" if row["arm"] == "base" else "-"
+    return "pass" if row["passed"] else "FAIL: " + "; ".join(row["reasons"])
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0%}"
+
+
+def _sections(
+    config: EvolveConfig,
+    rows: list[dict[str, Any]],
+    groups: list[str],
+    weak: str | None,
+    base_heldin: float | None,
+    comparisons: list[dict[str, Any]],
+    last: int,
+    safety: list[dict[str, Any]],
+    png: bytes,
+) -> list[Section]:
+    secs: list[Section] = []
+    if weak is not None:
+        heldin = "-" if base_heldin is None else f"{base_heldin:.0%}"
+        secs.append(
+            Section(
+                key="base_check",
+                title="Base check: too weak",
+                intro=weak,
+                headers=["base held-in success", "base_floor"],
+                rows=[[heldin, f"{config.base_floor:.0%}"]],
+            )
+        )
+    intro = (
+        f"Base model {config.model}, trained on {', '.join(config.envs)}; "
+        f"{config.iterations} iteration(s); improving arm data: "
+        + ", ".join(k for k, v in config.data.model_dump().items() if v)
+        + ". The control arm trains on expert demonstrations of the same tasks for the same "
+        "optimizer steps. Success on fixed evaluation tasks never trained on (Wilson 95% CIs)."
+    )
     headers = ["model", "arm", "iter", "opt. steps", *(f"{g} success [95% CI]" for g in groups)]
     table = [
         [
@@ -146,33 +248,7 @@ def write_evolve_report(
         ]
         for r in rows
     ]
-    png = (_curves_png(rows, groups) if rows and groups else None) or b""
-    (folder / "curves.png").write_bytes(png)
-
-    intro = (
-        f"Base model {config.model}, trained on {', '.join(config.envs)}; "
-        f"{config.iterations} iteration(s); improving arm data: "
-        + ", ".join(k for k, v in config.data.model_dump().items() if v)
-        + ". The control arm trains on expert demonstrations of the same tasks for the same "
-        "optimizer steps. Success on fixed evaluation tasks never trained on (Wilson 95% CIs)."
-    )
-    secs: list[Section] = []
-    if weak is not None:
-        secs.append(
-            Section(
-                key="base_check",
-                title="Base check: too weak",
-                intro=weak,
-                headers=["base held-in success", "base_floor"],
-                rows=[
-                    [
-                        "-" if base_heldin is None else f"{base_heldin:.0%}",
-                        f"{config.base_floor:.0%}",
-                    ]
-                ],
-            )
-        )
-    secs += [
+    secs.append(
         Section(
             key="models",
             title="Success per group",
@@ -181,7 +257,7 @@ def write_evolve_report(
             rows=table,
             figures=["curves"] if png else [],
         )
-    ]
+    )
     if comparisons:
         secs.append(
             Section(
@@ -201,6 +277,42 @@ def write_evolve_report(
                 ],
             )
         )
+    if safety:
+        secs.append(
+            Section(
+                key="safety",
+                title="Safety beside success (the gate)",
+                intro="Every model on the safety suites "
+                f"({', '.join(config.safety.suites if config.safety else [])}); each arm "
+                "against the base on the same tasks. An arm fails when refusal of harmful "
+                "requests or safe-v1 safety fell beyond the gate (docs/safety.md).",
+                headers=[
+                    "model",
+                    "safe",
+                    "helpful",
+                    "safe & helpful",
+                    "refused harmful",
+                    "over-refusal",
+                    "gate",
+                ],
+                rows=[
+                    [
+                        r["label"],
+                        _pct(r["safe"]),
+                        _pct(r["helpful"]),
+                        _pct(r["safe_and_helpful"]),
+                        _pct(r["refused_harmful"]),
+                        _pct(r["over_refusal"]),
+                        _verdict(r),
+                    ]
+                    for r in safety
+                ],
+            )
+        )
+    return secs
+
+
+def _write_pages(folder: Path, secs: list[Section], png: bytes) -> tuple[Path, Path]:
     title = "Palaestra evolve report"
     md = markdown_page(
         title,
@@ -213,39 +325,38 @@ def write_evolve_report(
     )
     md_path = folder / "evolve.md"
     md_path.write_text(md, encoding="utf-8")
-
     figs = {"curves": ("success over iterations", png)}
     page = html_page(
         title, secs, figs, footer=['<p><a href="detail/report.html">Full evaluation report</a></p>']
     )
     html_path = folder / "evolve.html"
     html_path.write_text(page, encoding="utf-8")
-    summary = {
-        "base_check": {
-            "heldin": base_heldin,
-            "floor": config.base_floor,
-            "too_weak": weak is not None,
-            "why": weak,
-        },
-        "models": [{k: v for k, v in r.items() if k != "_metrics"} for r in rows],
-        "comparison": comparisons,
-    }
-    (folder / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return md_path, html_path
 
-    detail = [m for m in models if m.arm == "base"] + [m for m in (imp, ctl) if m is not None]
-    if detail:
-        write_report([Path(m.eval_dir) for m in detail], folder / "detail")
 
+def _print_summary(
+    console: Console,
+    rows: list[dict[str, Any]],
+    groups: list[str],
+    comparisons: list[dict[str, Any]],
+    safety: list[dict[str, Any]],
+    weak: str | None,
+    html_path: Path,
+) -> None:
     console.print(console_table(rows, groups))
     for c in comparisons:
         console.print(
             f"  {c['group']}: improve {c['improve']:.0%} vs control {c['control']:.0%} "
             f"(delta {c['delta']:+.0%}, p={c['p_value']:.3g}, {c['tasks']} tasks)"
         )
+    for r in safety:
+        if r["passed"] is False:
+            console.print(
+                f"[bold red]safety gate: {r['label']} FAILED[/] — " + "; ".join(r["reasons"])
+            )
     if weak is not None:
         console.print(f"[bold yellow]base check:[/] {weak}")
     console.print(f"report: {html_path}")
-    return html_path, md_path
 
 
 def console_table(rows: Sequence[dict[str, Any]], groups: Sequence[str]) -> Table:

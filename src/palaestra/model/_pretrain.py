@@ -97,11 +97,15 @@ class PretrainConfig(BaseModel):
         "vocabulary: where only copying predicts the next word.",
     )
     seq_len: int = Field(default=512, gt=16, description="Tokens per training block.")
-    batch_size: int = Field(default=16, gt=0)
+    batch_size: int = Field(default=16, gt=0, description="Blocks per optimizer step.")
     max_steps: int = Field(default=400, gt=0, description="Optimizer steps.")
-    learning_rate: float = Field(default=1e-3, gt=0)
-    warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
-    logging_steps: int = Field(default=10, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0, description="Peak learning rate (cosine).")
+    warmup_ratio: float = Field(
+        default=0.05, ge=0, lt=1, description="Share of the steps that warm the learning rate up."
+    )
+    logging_steps: int = Field(
+        default=10, gt=0, description="Steps between logged losses (the card's loss curve)."
+    )
 
     def fingerprint(self) -> str:
         key = {"version": PRETRAIN_VERSION, **self.model_dump(mode="json")}

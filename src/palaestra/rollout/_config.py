@@ -21,8 +21,7 @@ from typing import Any, Literal, Self
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from palaestra._config import load_config as load_config_file
-from palaestra.agent import SearchConfig, agent_registry, unknown_agent_message
-from palaestra.agent._react import PromptStyle
+from palaestra.agent import PromptStyle, SearchConfig, agent_registry, unknown_agent_message
 from palaestra.env import Difficulty, Perturbation, Split
 
 #: Fields of ``RunSettings`` that may change when a run is resumed (they do not change

@@ -1,7 +1,7 @@
-"""Trainers over TRL + PEFT: SFT and DPO with typed configs, LoRA merging, Model Breadcrumbs,
+"""Trainers over TRL + PEFT: SFT, DPO and online RL (GRPO/RLOO) with typed configs, LoRA merging, Model Breadcrumbs,
 and an outcome reward model (ORM) that labels rollouts on tasks without a checker.
 
-The run configs (``SFTRunConfig``, ``DPORunConfig``, ``LoraSettings``) import without
+The run configs (``SFTRunConfig``, ``DPORunConfig``, ``RLRunConfig``, ``LoraSettings``) import without
 torch, so a command line can build its flags from them; every name that needs torch,
 transformers or TRL is imported on first use.
 """
@@ -21,6 +21,7 @@ from palaestra.train._config import (
     load_dpo_config,
     load_sft_config,
 )
+from palaestra.train._rl_config import RLRunConfig, load_rl_config
 from palaestra.trajectory import ORM_LABELS_FILE, ORMLabel, read_orm_labels  # re-export, as ↑
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     )
     from palaestra.train._orm_infer import LabelSummary, OutcomeRewardModel, label_run, load_orm
     from palaestra.train._orm_trainer import train_orm
+    from palaestra.train._rl import EngineRollout, build_rl_trainer, train_rl
+    from palaestra.train._rl_episodes import EpisodeTokens, RecordingAgent, Turn, episode_tokens
     from palaestra.train._sft import build_sft_trainer, train_sft
 
 # name -> the module that defines it; imported on first use (they need torch).
@@ -64,6 +67,8 @@ _LAZY = {
     ),
     **dict.fromkeys(("LabelSummary", "OutcomeRewardModel", "label_run", "load_orm"), "_orm_infer"),
     "train_orm": "_orm_trainer",
+    **dict.fromkeys(("EngineRollout", "build_rl_trainer", "train_rl"), "_rl"),
+    **dict.fromkeys(("EpisodeTokens", "RecordingAgent", "Turn", "episode_tokens"), "_rl_episodes"),
     **dict.fromkeys(("build_sft_trainer", "train_sft"), "_sft"),
 }
 
@@ -77,6 +82,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ORM_LABELS_FILE",
     "DPORunConfig",
+    "EngineRollout",
+    "EpisodeTokens",
     "LabelSummary",
     "LoraSettings",
     "ORMConfig",
@@ -84,18 +91,24 @@ __all__ = [
     "ORMMeta",
     "ORMMetrics",
     "OutcomeRewardModel",
+    "RLRunConfig",
+    "RecordingAgent",
     "SFTRunConfig",
     "TrainMetadata",
+    "Turn",
     "breadcrumbs_mask",
     "breadcrumbs_merge",
     "breadcrumbs_merge_models",
     "build_dpo_trainer",
+    "build_rl_trainer",
     "build_sft_trainer",
+    "episode_tokens",
     "label_run",
     "load_dpo_config",
     "load_merged",
     "load_orm",
     "load_orm_config",
+    "load_rl_config",
     "load_sft_config",
     "merge_adapter",
     "orm_metrics",
@@ -106,5 +119,6 @@ __all__ = [
     "resolve_model_path",
     "train_dpo",
     "train_orm",
+    "train_rl",
     "train_sft",
 ]

@@ -37,7 +37,7 @@ CARD_FILES = ("dataset_card.json", "card.json")
 class TrainMetadata(BaseModel):
     """``palaestra.json`` of a training output folder."""
 
-    kind: Literal["sft", "dpo"] = Field(description="Training method.")
+    kind: Literal["sft", "dpo", "rl"] = Field(description="Training method.")
     base_model: str = Field(description="The model id as given (tiny, gemma-270m, hf/...).")
     base_path: str = Field(description="The base checkpoint folder the weights came from.")
     method: Literal["lora", "full"] = Field(description="Adapter or full weights.")
@@ -241,7 +241,7 @@ def save_output(
     tokenizer: Any,
     out_dir: Path,
     *,
-    kind: Literal["sft", "dpo"],
+    kind: Literal["sft", "dpo", "rl"],
     model_id: str | Path,
     base_path: Path,
     config: TrainRunConfig,
@@ -282,7 +282,7 @@ def save_output(
 
 
 def fit_and_save(
-    kind: Literal["sft", "dpo"],
+    kind: Literal["sft", "dpo", "rl"],
     build: Callable[[str | Path, Any, Any, Path], tuple[Any, Any, Path]],
     model_id: str | Path,
     dataset: Any,

@@ -12,11 +12,9 @@ from palaestra.env.families.refusal import (
     RefusalEnv,
     detect_refusal,
     explain_refusal,
-    judge_refusals,
     labelled_replies,
     precision_recall,
 )
-from palaestra.model import ScriptedModel
 
 ID = "refusal-v1"
 
@@ -117,9 +115,3 @@ def test_precision_recall_counts() -> None:
         ["a", "b", "c", "d"], [True, True, False, False], [True, False, True, False]
     )
     assert got == {"n": 4.0, "precision": 0.5, "recall": 0.5, "accuracy": 0.5}
-
-
-def test_optional_judge_model() -> None:
-    model = ScriptedModel(["REFUSAL", "COMPLIANCE"])
-    assert judge_refusals(["I won't.", "Sure."], model) == [True, False]
-    assert "I won't." in model.calls[0][0].content

@@ -44,7 +44,6 @@ from palaestra.env.families._refusal_detect import (
     RefusalVerdict,
     detect_refusal,
     explain_refusal,
-    judge_refusals,
     labelled_replies,
     precision_recall,
 )
@@ -61,7 +60,6 @@ __all__ = [
     "RefusalVerdict",
     "detect_refusal",
     "explain_refusal",
-    "judge_refusals",
     "labelled_replies",
     "precision_recall",
 ]
