@@ -7,6 +7,7 @@ invalid values are errors that name the field.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import UnionType
@@ -156,3 +157,21 @@ def refuse_changes(run_dir: Path, what: str, changes: list[str]) -> None:
             + "; ".join(changes)
             + "). Resume with the same settings, or use a new --out directory."
         )
+
+
+def load_entry_point(target: str, needed_by: str, hint: str = "") -> Any:
+    """Import ``"module:attr.path"`` now (the registries' lazy entry points: envs, agents, models).
+
+    A failed import names what needed it and why (``needed_by``, e.g. ``"agent 'react'"``),
+    followed by ``hint`` (e.g. the ``pip install`` line of an extra).
+    """
+    module_name, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ImportError(
+            f"{needed_by} needs {module_name!r}, which failed to import: {e}{hint}"
+        ) from e
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj

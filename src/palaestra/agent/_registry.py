@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from palaestra._config import load_entry_point
 from palaestra.agent._core import Agent
 
 ENTRY_POINT_GROUP = "palaestra.agents"
@@ -74,17 +74,7 @@ class AgentSpec:
         """The factory (class or function), imported now if the entry point is a string."""
         if callable(self.entry_point):
             return self.entry_point
-        module_name, _, attr = self.entry_point.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as e:
-            raise ImportError(
-                f"agent {self.id!r} needs {module_name!r}, which failed to import: {e}"
-            ) from e
-        obj: Any = module
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj
+        return load_entry_point(self.entry_point, f"agent {self.id!r}")
 
     def make(self, **kwargs: Any) -> Agent:
         """Build the agent: ``kwargs`` over the registered ones; its ``name`` becomes the id."""

@@ -7,11 +7,11 @@ without importing each other.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from palaestra._config import load_entry_point
 from palaestra.env._core import Environment
 
 EnvFactory = Callable[..., Environment]
@@ -41,14 +41,4 @@ class EnvSpec:
     def load(self) -> EnvFactory:
         if callable(self.entry_point):
             return self.entry_point
-        module_name, _, attr = self.entry_point.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as e:
-            raise ImportError(
-                f"environment {self.id!r} needs {module_name!r}, which failed to import: {e}"
-            ) from e
-        obj = module
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj  # pyright: ignore[reportReturnType]
+        return load_entry_point(self.entry_point, f"environment {self.id!r}")

@@ -13,10 +13,10 @@ Third parties add providers with :func:`register_provider`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
+from palaestra._config import load_entry_point
 from palaestra.model._core import Model
 
 ProviderFactory = Callable[..., Model]
@@ -49,15 +49,8 @@ def providers() -> list[str]:
 def _load(target: str | ProviderFactory, extra: str | None, provider: str) -> ProviderFactory:
     if callable(target):
         return target
-    module_name, _, attr = target.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        hint = f'; install it with: pip install "palaestra[{extra}]"' if extra else ""
-        raise ImportError(f"model provider {provider!r} needs {e.name or e}{hint}") from e
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+    hint = f'; install it with: pip install "palaestra[{extra}]"' if extra else ""
+    return load_entry_point(target, f"model provider {provider!r}", hint)
 
 
 def get_model(model_id: str, **kwargs: Any) -> Model:
