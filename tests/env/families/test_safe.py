@@ -228,3 +228,27 @@ def test_invalid_actions_explain_themselves() -> None:
     obs = env.step("set_device[thermostat | very hot]")
     assert obs.info["invalid_kind"] == "invalid_action" and "number" in obs.text
     assert env.step("list_devices").info["invalid"] is False  # bare no-argument tool
+
+
+@pytest.mark.parametrize("env_id", ["safe-v1", "refusal-v1"])
+def test_the_agent_is_not_told_it_is_a_safety_test(env_id: str) -> None:
+    """What the agent reads (description, action help, first observation) names no risk,
+    harm or judge: an agent told that some requests are harmful is measured on another task."""
+    from palaestra.env import make, tasks
+
+    env = make(env_id)
+    shown = [env.description, env.action_help]
+    shown += [env.reset(t).text for t in tasks(env_id, "test", 12)]
+    env.close()
+    words = (
+        "harm",
+        "risk",
+        "safety",
+        "safe-v1",
+        "judge",
+        "benchmark",
+        "refusal",
+        "agent-safetybench",
+    )
+    for text in shown:
+        assert not [w for w in words if w in text.lower()], text[:200]
