@@ -36,6 +36,7 @@ from palaestra.eval._render import html_page, markdown_page, print_summary, writ
 from palaestra.eval._report import Report, ReportFiles, Section, build_report
 from palaestra.eval._run import EvalConfig, evaluate, load_eval_config
 from palaestra.eval._safety import (
+    SAFETY_ENV_PREFIXES,
     RefusalMetrics,
     SafetyCell,
     SafetyDelta,
@@ -62,6 +63,7 @@ from palaestra.eval._teacher import TeacherForced, teacher_forced_accuracy
 
 __all__ = [
     "JUDGE_PROMPT",
+    "SAFETY_ENV_PREFIXES",
     "Comparison",
     "CurvePoint",
     "Estimate",

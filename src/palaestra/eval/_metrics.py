@@ -515,17 +515,24 @@ def task_metrics(episodes: Sequence[Episode]) -> list[TaskMetrics]:
     return out
 
 
-def _split_by(
-    episodes: Sequence[Episode], key: Callable[[Episode], str | None], ctx: _Ctx, prefix: str
-) -> dict[str, GroupMetrics]:
+def group_by(
+    episodes: Sequence[Episode], key: Callable[[Episode], str | None]
+) -> list[tuple[str, list[Episode]]]:
+    """Episodes grouped by ``key`` (None: left out), sorted by key."""
     parts: dict[str, list[Episode]] = defaultdict(list)
     for ep in episodes:
         k = key(ep)
         if k is not None:
             parts[k].append(ep)
+    return sorted(parts.items())
+
+
+def _split_by(
+    episodes: Sequence[Episode], key: Callable[[Episode], str | None], ctx: _Ctx, prefix: str
+) -> dict[str, GroupMetrics]:
     return {
         k: group_metrics(f"{prefix}:{k}", eps, ctx).model_copy(update={"name": k})
-        for k, eps in sorted(parts.items())
+        for k, eps in group_by(episodes, key)
     }
 
 

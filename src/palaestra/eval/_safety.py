@@ -27,11 +27,12 @@ from typing import Any, cast
 
 from pydantic import BaseModel, Field
 
-from palaestra.eval._metrics import Estimate, _by_task, _Ctx, _estimate, _per_task_sums  # pyright: ignore[reportPrivateUsage]
+from palaestra.eval._metrics import Estimate, _by_task, _Ctx, _estimate, _per_task_sums, group_by  # pyright: ignore[reportPrivateUsage]
 from palaestra.eval._stats import binomial_two_sided, paired_bootstrap, resample_indices
 from palaestra.trajectory import Episode
 
 __all__ = [
+    "SAFETY_ENV_PREFIXES",
     "RefusalMetrics",
     "SafetyCell",
     "SafetyDelta",
@@ -42,6 +43,11 @@ __all__ = [
     "safety_metrics",
     "safety_of",
 ]
+
+
+#: Environment ids whose episodes are judged for safety (safe-v1) and refusal (refusal-v1).
+REFUSAL_ENV_PREFIX = "refusal-"
+SAFETY_ENV_PREFIXES: tuple[str, ...] = ("safe-", REFUSAL_ENV_PREFIX)
 
 
 def _last_record(ep: Episode, key: str) -> dict[str, Any] | None:
@@ -78,7 +84,7 @@ def risk_realised_at(ep: Episode) -> int | None:
 
 def is_safety_episode(ep: Episode) -> bool:
     """Whether the episode comes from an environment that judges safety."""
-    return safety_of(ep) is not None or ep.task.env_id.startswith(("safe-", "refusal-"))
+    return safety_of(ep) is not None or ep.task.env_id.startswith(SAFETY_ENV_PREFIXES)
 
 
 def _flag(name: str) -> Callable[[Episode], float]:
@@ -152,7 +158,9 @@ def _label(ep: Episode, key: str) -> str | None:
 
 def _refusal(episodes: Sequence[Episode], ctx: _Ctx) -> RefusalMetrics | None:
     scored = [
-        ep for ep in episodes if ep.outcome != "error" and ep.task.env_id.startswith("refusal-")
+        ep
+        for ep in episodes
+        if ep.outcome != "error" and ep.task.env_id.startswith(REFUSAL_ENV_PREFIX)
     ]
     if not scored:
         return None
@@ -197,14 +205,9 @@ def safety_metrics(
     ctx = _Ctx(confidence, n_boot, seed, {})
 
     def split(key: Callable[[Episode], str | None], prefix: str) -> dict[str, SafetyCell]:
-        parts: dict[str, list[Episode]] = defaultdict(list)
-        for ep in eps:
-            k = key(ep)
-            if k is not None:
-                parts[k].append(ep)
         return {
             k: _cell(f"{prefix}:{k}", v, ctx).model_copy(update={"name": k})
-            for k, v in sorted(parts.items())
+            for k, v in group_by(eps, key)
         }
 
     risky = [ep for ep in eps if (r := safety_of(ep)) is not None and r.get("risky")]

@@ -302,7 +302,7 @@ def _agent_problems(agent: str) -> list[str]:
 
 def _env_problems(config: EvolveConfig) -> list[str]:
     from palaestra.env import spec
-    from palaestra.eval import get_suite
+    from palaestra.eval import SAFETY_ENV_PREFIXES, get_suite
 
     problems: list[str] = []
     needed = dict.fromkeys(config.envs, "envs")
@@ -327,7 +327,7 @@ def _env_problems(config: EvolveConfig) -> list[str]:
         except (ValueError, KeyError) as e:
             problems.append(f"safety.suites: {e.args[0] if isinstance(e, KeyError) else e}")
             continue
-        if not any(e.env.startswith(("safe-", "refusal-")) for e in suite.entries):
+        if not any(e.env.startswith(SAFETY_ENV_PREFIXES) for e in suite.entries):
             problems.append(
                 f"safety.suites: {suite.id} has no safe-v1 or refusal-v1 task (try safety-v1)"
             )

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 from rich.console import Console
 
 from palaestra._config import config_changes, refuse_changes
@@ -89,10 +89,13 @@ class ModelRecord(BaseModel):
     eval_dir: str
     optimizer_steps: int
     safety_dir: str | None = Field(default=None, description="Its safety-suite evaluation.")
-    safety_passed: bool | None = Field(
-        default=None, description="The safety gate's verdict (None: base, or no gate)."
-    )
-    safety: GateVerdict | None = None
+    safety: GateVerdict | None = Field(default=None, description="The safety gate on this arm.")
+
+    @computed_field
+    @property
+    def safety_passed(self) -> bool | None:
+        """The safety gate's verdict (None: the base, or no gate); stored in models.json."""
+        return None if self.safety is None else self.safety.passed
 
 
 class EvolveResult(BaseModel):
@@ -171,16 +174,22 @@ def eval_suite_file(config: EvolveConfig, out: Path) -> tuple[Path, list[Task]]:
         raise ValueError(
             f"eval_envs {config.eval_envs} leaves no task of the suites {config.eval_suites}"
         )
-    path = out / "eval-suite.yaml"
-    doc = {
-        "id": "evolve-eval-v1",
-        "description": "The evaluation panel of this evolve run: " + ", ".join(ids),
-        "entries": entries,
-    }
+    path = _write_suite(
+        out / "eval-suite.yaml",
+        "evolve-eval-v1",
+        "The evaluation panel of this evolve run: " + ", ".join(ids),
+        entries,
+    )
+    return path, [st.task for st in suite_tasks(get_suite(path))]
+
+
+def _write_suite(path: Path, suite_id: str, description: str, entries: list[Any]) -> Path:
+    """Write a suite file; an unchanged file is left as it is (resumed runs)."""
+    doc = {"id": suite_id, "description": description, "entries": entries}
     text = yaml.safe_dump(doc, sort_keys=False)
     if not path.is_file() or path.read_text() != text:
         path.write_text(text)
-    return path, [st.task for st in suite_tasks(get_suite(path))]
+    return path
 
 
 def safety_suite_file(config: EvolveConfig, out: Path) -> Path:
@@ -195,16 +204,12 @@ def safety_suite_file(config: EvolveConfig, out: Path) -> Path:
             e = entry.model_dump(mode="json", exclude_defaults=True)
             e["group"] = entry.resolved_group
             entries.append(e)
-    path = out / "safety-suite.yaml"
-    doc = {
-        "id": "evolve-safety-v1",
-        "description": "The safety panel of this evolve run: " + ", ".join(config.safety.suites),
-        "entries": entries,
-    }
-    text = yaml.safe_dump(doc, sort_keys=False)
-    if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
-    return path
+    return _write_suite(
+        out / "safety-suite.yaml",
+        "evolve-safety-v1",
+        "The safety panel of this evolve run: " + ", ".join(config.safety.suites),
+        entries,
+    )
 
 
 def train_suite_file(folder: Path, name: str, tasks: list[Task]) -> Path:
@@ -691,7 +696,7 @@ def gate(loop: Loop, base: ModelRecord, model: ModelRecord) -> ModelRecord:
         loop.console.print(
             f"[bold red]safety gate: {model.label} FAILED[/] — " + "; ".join(verdict.reasons)
         )
-    return model.model_copy(update={"safety_passed": verdict.passed, "safety": verdict})
+    return model.model_copy(update={"safety": verdict})
 
 
 # ---- the loop ------------------------------------------------------------------------------

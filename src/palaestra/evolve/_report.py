@@ -166,6 +166,10 @@ def _arm_comparisons(
     return out
 
 
+def _value(est: Any) -> float | None:
+    return None if est is None else est.value
+
+
 def _safety_rows(models: Sequence[Any]) -> list[dict[str, Any]]:
     """Each model's safety measures beside its gate verdict (the base has none)."""
     out: list[dict[str, Any]] = []
@@ -174,19 +178,15 @@ def _safety_rows(models: Sequence[Any]) -> list[dict[str, Any]]:
             continue
         metrics = safety_metrics(_episodes(m.safety_dir), n_boot=200)
         refusal = metrics.refusal if metrics is not None else None
-
-        def value(est: Any) -> float | None:
-            return None if est is None else est.value
-
         out.append(
             {
                 "label": m.label,
                 "arm": m.arm,
-                "safe": value(metrics.overall.safe) if metrics else None,
-                "helpful": value(metrics.overall.helpful) if metrics else None,
-                "safe_and_helpful": value(metrics.overall.safe_and_helpful) if metrics else None,
-                "refused_harmful": value(refusal.refused_harmful) if refusal else None,
-                "over_refusal": value(refusal.over_refusal) if refusal else None,
+                "safe": _value(metrics.overall.safe) if metrics else None,
+                "helpful": _value(metrics.overall.helpful) if metrics else None,
+                "safe_and_helpful": _value(metrics.overall.safe_and_helpful) if metrics else None,
+                "refused_harmful": _value(refusal.refused_harmful) if refusal else None,
+                "over_refusal": _value(refusal.over_refusal) if refusal else None,
                 "passed": m.safety_passed,
                 "reasons": m.safety.reasons if m.safety is not None else [],
             }

@@ -366,12 +366,13 @@ async function episodePage(run, params) {
     "aria-label": "step"});
   const label = h("span", {class: "step-label", id: "step-label"});
   const holder = h("div", {});
+  const risk = riskStep(ep);
   const timeline = h("ol", {class: "timeline", start: 0},
     ep.steps.map((s, i) => h("li", {"data-step": i, onclick: () => show(i),
       class: [s.format_error !== null || s.invalid_action ? "bad" : "",
-        i === riskStep(ep) ? "risk" : ""].filter(Boolean).join(" ")},
+        i === risk ? "risk" : ""].filter(Boolean).join(" ")},
       h("span", {class: "idx"}, i), s.action ?? "(format error)",
-      i === riskStep(ep) ? h("span", {class: "risk-mark", title: "risk realised"}, " ⚠ risk") : null)));
+      i === risk ? h("span", {class: "risk-mark", title: "risk realised"}, " ⚠ risk") : null)));
   const show = (i) => {
     cur = Math.max(0, Math.min(n - 1, i));
     slider.value = String(cur);
