@@ -28,6 +28,7 @@ from palaestra.env.adapters import (  # noqa: E402
     trl_environment_factory,
 )
 from palaestra.env.adapters.gymnasium import to_ascii_text  # noqa: E402
+from palaestra.env.adapters.trl import dataset_of_tasks, tool_intro  # noqa: E402
 
 
 def _importable(env_id: str) -> str | None:
@@ -274,6 +275,32 @@ def test_trl_infrastructure_failure_is_unscorable_not_zero() -> None:
     assert "simulator crashed" in env.act("inc")
     assert env.error == "simulator crashed" and env.get_reward() is None
     assert "failed" in env.act("inc")
+
+
+def test_trl_env_records_results_success_and_progress(toy_registered: None) -> None:
+    env = trl_environment_factory("toy-v1")()
+    assert _tool_methods(env) == ["act"]  # the new views are properties, not tools
+    task = ToyEnv().make_task(1)  # "Stop on the number 1."
+    env.reset(task=task)
+    assert env.progress == 0.0 and not env.success and env.results == ()
+    first = env.act("inc")
+    final = env.act("stop")
+    assert env.results == (first, final)  # exactly what the model was handed, in order
+    assert env.success and env.progress == 1.0 and env.get_reward() == 1.0
+    env.overflow = "a tool result of 40 tokens did not fit"
+    assert env.get_reward() is None and env.progress is None  # unscorable, not 0
+    env.reset(task=task)  # a pooled instance starts clean
+    assert env.overflow is None and env.results == () and not env.success
+
+
+def test_trl_dataset_of_given_tasks(toy_registered: None) -> None:
+    suite = [ToyEnv().make_task(s) for s in (4, 2)]
+    intro = tool_intro(ToyEnv())
+    ds = dataset_of_tasks(suite, intro=intro)
+    assert ds["task_id"] == [t.task_id for t in suite]
+    assert ds[0]["prompt"] == [{"role": "user", "content": intro}]
+    assert "inc | dec | stop" in intro
+    assert tasks_dataset("toy-v1", n=1)[0]["prompt"][0]["content"] == intro
 
 
 def test_trl_rows_without_task_draw_fresh_tasks_when_asked() -> None:

@@ -8,7 +8,7 @@ refused (the stages already done were made with the old ones).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pydantic import (
     AliasChoices,
@@ -24,7 +24,22 @@ from palaestra._config import load_config as load_config_file
 from palaestra.agent import PromptStyle
 from palaestra.env import DIFFICULTIES, Difficulty, unknown_env_message
 from palaestra.evolve._safety import SafetyGate
-from palaestra.train import DPORunConfig, SFTRunConfig
+from palaestra.train import DPORunConfig, RLRunConfig, SFTRunConfig
+
+#: ``RLRunConfig`` fields the loop sets itself: the tasks are the curriculum's, the agent format
+#: is the run's (the one its SFT data and evaluations use), the seed is the run's per iteration.
+RL_LOOP_FIELDS = (
+    "env",
+    "split",
+    "n",
+    "start",
+    "difficulty",
+    "prompt",
+    "max_turns",
+    "max_new_tokens",
+    "concurrency",
+    "seed",
+)
 
 
 class DataMix(BaseModel):
@@ -91,6 +106,40 @@ class CurriculumConfig(BaseModel):
         return self
 
 
+class RLArmConfig(RLRunConfig):
+    """Online RL in the improving arm (which is then called the ``rl`` arm); see docs/evolve.md.
+
+    Every ``RLRunConfig`` setting (``algorithm``, ``num_generations``, ``batch_size``,
+    ``max_steps``, ``beta``, ``learning_rate``, ``temperature``, ``method``, the reward
+    weights, ...) means what it means for ``palaestra train rl``, except the fields in
+    :data:`RL_LOOP_FIELDS`, which evolve fills in each iteration: the tasks are the
+    iteration's curriculum tasks, the agent format (``prompt``, ``max_turns``,
+    ``max_new_tokens``) and ``concurrency`` are the run's, the seed is ``seed + iteration``.
+    """
+
+    after_sft: bool = Field(
+        default=True,
+        description="true: RL steps after the arm's SFT step of each iteration (on its usual "
+        "data mix); false: RL instead of it (no exploration rollouts, no SFT data).",
+    )
+    max_steps: int = Field(default=20, ge=1, description="RL optimizer steps per iteration.")
+
+    @model_validator(mode="after")
+    def _loop_owned(self) -> Self:
+        owned = [
+            f
+            for f in RL_LOOP_FIELDS
+            if getattr(self, f)
+            != RLRunConfig.model_fields[f].get_default(call_default_factory=True)
+        ]
+        if owned:
+            raise ValueError(
+                f"rl.{owned[0]}: set by evolve, not in the rl section (the curriculum picks the "
+                "tasks; prompt, max_turns, max_new_tokens, concurrency and seed are the run's)"
+            )
+        return self
+
+
 class EvolveConfig(BaseModel):
     """One self-improvement run: base SFT, then iterations of rollout → data → train → eval."""
 
@@ -146,6 +195,12 @@ class EvolveConfig(BaseModel):
     )
     dpo: DPORunConfig | None = Field(
         default=None, description="Optional DPO after each iteration's SFT (improving arm only)."
+    )
+    rl: RLArmConfig | None = Field(
+        default=None,
+        description="Online RL (GRPO/RLOO, `palaestra train rl`) in the improving arm — then "
+        "called the rl arm — after or instead of its SFT step, on the curriculum's tasks; the "
+        "control arm trains the same optimizer steps on expert data (docs/evolve.md).",
     )
     base_floor: float = Field(
         default=0.2,
@@ -238,7 +293,42 @@ class EvolveConfig(BaseModel):
             )
         if not (self.data.expert or self.data.refine or self.data.self_sft or self.data.reflect):
             raise ValueError("data: enable at least one of expert, refine, self_sft, reflect")
+        if self.rl is not None:
+            self._check_rl(self.rl)
         return self
+
+    def _check_rl(self, rl: RLArmConfig) -> None:
+        if self.dpo is not None:
+            raise ValueError(
+                "rl: not with a dpo section (the control arm is matched to SFT + RL steps only)"
+            )
+        if rl.after_sft and self.train.max_steps < 1:
+            raise ValueError(
+                f"train.max_steps ({self.train.max_steps}) must be >= 1 with rl.after_sft: the "
+                "control arm trains train.max_steps + rl.max_steps optimizer steps"
+            )
+        groups = rl.batch_size // rl.num_generations
+        if self.rollouts * len(self.envs) < groups:
+            raise ValueError(
+                f"rollouts: {self.rollouts} task(s) per environment give fewer tasks than one "
+                f"RL step's groups (rl.batch_size / rl.num_generations = {groups})"
+            )
+
+
+def control_steps(config: EvolveConfig) -> int:
+    """The control arm's SFT optimizer steps per iteration: the improving arm's budget.
+
+    Compute-matched means the same number of optimizer steps per iteration (and so in
+    total): without ``rl``, ``train.max_steps`` for both arms; with ``rl.after_sft``, the
+    improving arm takes ``train.max_steps`` SFT steps and then ``rl.max_steps`` RL steps, so
+    the control takes ``train.max_steps + rl.max_steps`` steps of SFT on expert data; with RL
+    instead of SFT, ``rl.max_steps``. (An RL step's batch is ``rl.batch_size`` episodes, an SFT
+    step's ``train.batch_size`` conversations: the tokens each arm processed are recorded
+    beside the steps, in the stage records and the report.)
+    """
+    if config.rl is None:
+        return config.train.max_steps
+    return config.rl.max_steps + (config.train.max_steps if config.rl.after_sft else 0)
 
 
 def check_evolve_config(config: EvolveConfig) -> None:
@@ -255,6 +345,7 @@ def check_evolve_config(config: EvolveConfig) -> None:
     problems = [
         *_model_problems(config.model),
         *_agent_problems(config.agent),
+        *(f"rl.{p}" for p in (_agent_problems(config.rl.agent) if config.rl else [])),
         *_env_problems(config),
     ]
     if len(problems) == 1:

@@ -23,6 +23,13 @@ Agent Generalization through Refinement Tuning", Fu et al. 2025):
    recovery: fixed task seeds, never trained on — enforced);
 5. the improving arm's rollout results drive the next curriculum.
 
+With an ``rl:`` section the improving arm is the **rl arm**: after its SFT step
+(``rl.after_sft``) or instead of it, it takes online RL steps (``train_rl``: GRPO or
+RLOO) on the iteration's curriculum tasks (WebRL's learning-zone selection,
+:mod:`._rl_arm`); the control arm trains the same number of optimizer steps of
+SFT on expert data (:func:`~._config.control_steps`); the RL episodes feed the next
+curriculum beside the exploration rollouts.
+
 Every stage writes into its own folder and marks completion with
 ``stage.json`` (written atomically, last). A killed run restarts at the
 first unfinished stage: rollouts and evaluations resume episode by episode
@@ -52,7 +59,7 @@ from rich.console import Console
 
 from palaestra._config import config_changes, refuse_changes
 from palaestra.env import Task
-from palaestra.evolve._config import EvolveConfig, check_evolve_config
+from palaestra.evolve._config import EvolveConfig, check_evolve_config, control_steps
 from palaestra.evolve._curriculum import (
     Cell,
     Plan,
@@ -62,10 +69,19 @@ from palaestra.evolve._curriculum import (
     next_cells,
     propose,
 )
+from palaestra.evolve._rl_arm import (
+    RLStats,
+    env_factory,
+    logged_tokens,
+    rl_run_config,
+    rl_stats,
+    rl_tasks,
+)
 from palaestra.evolve._safety import GateVerdict
 
 log = logging.getLogger("palaestra.evolve")
 
+#: The improving arm and the control; with an ``rl:`` section the improving arm is ``rl``.
 ARMS = ("improve", "control")
 #: Fields that may change when resuming (they do not change what was computed).
 RESUMABLE = frozenset({"concurrency", "iterations"})
@@ -88,6 +104,10 @@ class ModelRecord(BaseModel):
     model_id: str
     eval_dir: str
     optimizer_steps: int
+    tokens: int | None = Field(
+        default=None, description="Tokens its training processed in this iteration (SFT + RL)."
+    )
+    rl: RLStats | None = Field(default=None, description="Its RL steps in this iteration.")
     safety_dir: str | None = Field(default=None, description="Its safety-suite evaluation.")
     safety: GateVerdict | None = Field(default=None, description="The safety gate on this arm.")
 
@@ -351,6 +371,7 @@ def _train(
         "loss_first": losses[0] if losses else None,
         "loss_last": losses[-1] if losses else None,
         "optimizer_steps": steps or train_cfg.max_steps,
+        "tokens": logged_tokens(meta.log_history),
     }
 
 
@@ -383,6 +404,31 @@ class TrainResult(BaseModel):
     loss_first: float | None = None
     loss_last: float | None = None
     optimizer_steps: int
+    tokens: int | None = Field(default=None, description="Tokens processed (TRL's num_tokens).")
+
+
+class RLResult(TrainResult):
+    """An RL stage: a training stage plus its episode store and what the RL steps did."""
+
+    episodes: str
+    stats: RLStats
+
+
+@dataclass(frozen=True)
+class ArmState:
+    """An arm between stages: its model, optimizer steps so far, this iteration's training."""
+
+    model: str
+    steps: int
+    tokens: int | None = None
+    rl: RLStats | None = None
+
+    def then(self, result: TrainResult, rl: RLStats | None = None) -> ArmState:
+        """The arm after another training stage of the same iteration."""
+        tokens = (self.tokens or 0) + (result.tokens or 0)
+        return ArmState(
+            result.model, self.steps + result.optimizer_steps, tokens or None, rl or self.rl
+        )
 
 
 class PlanResult(BaseModel):
@@ -409,8 +455,18 @@ class Loop:
     safety_suite: Path | None
 
     @property
+    def improving(self) -> str:
+        """The improving arm's name: ``rl`` with an ``rl:`` section, else ``improve``."""
+        return "improve" if self.config.rl is None else "rl"
+
+    @property
+    def improving_sft(self) -> bool:
+        """Whether the improving arm explores and takes an SFT step (not with RL instead)."""
+        return self.config.rl is None or self.config.rl.after_sft
+
+    @property
     def arms(self) -> tuple[str, ...]:
-        return ARMS if self.config.control else ARMS[:1]
+        return (self.improving, "control") if self.config.control else (self.improving,)
 
     def stage(
         self, name: str, result: type[R], fn: Callable[[Path], R], *, fresh: bool = False
@@ -514,7 +570,15 @@ def train(
 
 
 def evaluate_model(
-    loop: Loop, label: str, arm: str, iteration: int, model_id: str, steps: int
+    loop: Loop,
+    label: str,
+    arm: str,
+    iteration: int,
+    model_id: str,
+    steps: int,
+    *,
+    tokens: int | None = None,
+    rl: RLStats | None = None,
 ) -> ModelRecord:
     """The model on the evaluation panel (and the safety panel when the gate is on)."""
     ev = loop.run_agent(
@@ -537,7 +601,16 @@ def evaluate_model(
         model_id=model_id,
         eval_dir=ev.run,
         optimizer_steps=steps,
+        tokens=tokens,
+        rl=rl,
         safety_dir=safety_dir,
+    )
+
+
+def evaluate_arm(loop: Loop, it: int, arm: str, state: ArmState) -> ModelRecord:
+    """An arm's model after iteration ``it`` on the panels, with what its training did."""
+    return evaluate_model(
+        loop, f"iter{it}-{arm}", arm, it, state.model, state.steps, tokens=state.tokens, rl=state.rl
     )
 
 
@@ -573,7 +646,7 @@ def expert_rollouts(loop: Loop, it: int, plan: PlanResult) -> RunResult:
 def expert_recovery(loop: Loop, it: int, plan: PlanResult) -> RunResult:
     """The same tasks with one wrong action carried out by the environment (inject_mistake)."""
     return loop.run_agent(
-        f"iter-{it}/improve/expert-recovery",
+        f"iter-{it}/{loop.improving}/expert-recovery",
         lambda f: perturbed_suite_file(
             f, f"recovery-iter{it}", Path(plan.suite), ["inject_mistake"]
         ),
@@ -584,7 +657,7 @@ def expert_recovery(loop: Loop, it: int, plan: PlanResult) -> RunResult:
 def explore(loop: Loop, it: int, plan: PlanResult, model: str) -> RunResult:
     """The improving arm's model samples the iteration's tasks (AgentEvol's exploration)."""
     return loop.run_agent(
-        f"iter-{it}/improve/rollouts",
+        f"iter-{it}/{loop.improving}/rollouts",
         lambda f: Path(plan.suite),
         agent=loop.config.agent,
         model=model,
@@ -628,7 +701,7 @@ def improve_data(
         card = DatasetCard(
             builder="evolve",
             sources=[explored.run, expert.run],
-            parameters={"iteration": it, "arm": "improve", **mix.model_dump()},
+            parameters={"iteration": it, "arm": loop.improving, **mix.model_dump()},
             counts=counts,
         )
         save(ds, card, f / "data")
@@ -639,7 +712,7 @@ def improve_data(
             result.pairs, result.pair_rows = str(f / "pairs"), len(pairs)
         return result
 
-    return loop.stage(f"iter-{it}/improve/data", DataResult, build, fresh=True)
+    return loop.stage(f"iter-{it}/{loop.improving}/data", DataResult, build, fresh=True)
 
 
 def control_data(loop: Loop, it: int, expert: RunResult) -> DataResult:
@@ -654,22 +727,82 @@ def control_data(loop: Loop, it: int, expert: RunResult) -> DataResult:
     return loop.stage(f"iter-{it}/control/data", DataResult, build, fresh=True)
 
 
-def train_arm(
-    loop: Loop, it: int, arm: str, start: tuple[str, int], data: DataResult
-) -> tuple[str, int]:
-    """SFT of the arm's model on its data, then DPO when configured; (model, total steps)."""
-    model, steps = start
-    sft = train(loop, f"iter-{it}/{arm}/train", model, data.data, loop.config.train)
-    model, steps = sft.model, steps + sft.optimizer_steps
-    if arm == "improve" and loop.config.dpo is not None and data.pairs is not None:
-        dpo = train(loop, f"iter-{it}/{arm}/dpo", model, data.pairs, loop.config.dpo, dpo=True)
-        model, steps = dpo.model, steps + dpo.optimizer_steps
-    return model, steps
+def arm_data(
+    loop: Loop,
+    it: int,
+    arm: str,
+    expert: RunResult,
+    explored: RunResult | None,
+    recovery: RunResult | None,
+) -> DataResult | None:
+    """The arm's SFT data of iteration ``it``; ``None`` for an rl arm with RL instead of SFT."""
+    if arm == "control":
+        return control_data(loop, it, expert)
+    if explored is None:
+        return None
+    return improve_data(loop, it, explored, expert, recovery)
 
 
-def next_curriculum(loop: Loop, it: int, plan: PlanResult, explored: RunResult) -> list[Cell]:
-    """The next iteration's cells, from how the improving arm did on this one's tasks."""
-    assessed = assess([Cell.model_validate(c) for c in plan.plan["cells"]], _episodes(explored.run))
+def train_arm(loop: Loop, it: int, arm: str, start: ArmState, data: DataResult | None) -> ArmState:
+    """SFT of the arm's model on its data, then DPO when configured.
+
+    The control arm trains :func:`~._config.control_steps` steps (the improving arm's
+    SFT + RL budget); no data (RL instead of SFT) is no training.
+    """
+    state = ArmState(start.model, start.steps)
+    if data is None:
+        return state
+    config = loop.config.train
+    if arm == "control":
+        config = config.model_copy(update={"max_steps": control_steps(loop.config)})
+    state = state.then(train(loop, f"iter-{it}/{arm}/train", state.model, data.data, config))
+    if arm == loop.improving and loop.config.dpo is not None and data.pairs is not None:
+        dpo = train(
+            loop, f"iter-{it}/{arm}/dpo", state.model, data.pairs, loop.config.dpo, dpo=True
+        )
+        state = state.then(dpo)
+    return state
+
+
+def rl_arm(loop: Loop, it: int, plan: PlanResult, model: str) -> RLResult:
+    """Online RL (``train_rl``) of ``model`` on the iteration's curriculum tasks.
+
+    A half-trained RL stage is retrained from ``model``; its episodes (every one the RL
+    steps played, ``<stage>/model/episodes``) feed the next curriculum.
+    """
+    from palaestra.train import train_rl
+
+    def run(f: Path) -> RLResult:
+        cells = [Cell.model_validate(c) for c in plan.plan["cells"]]
+        tasks = rl_tasks(Path(plan.suite), cells, loop.eval_tasks)
+        config = rl_run_config(loop.config, it, tasks)
+        meta = train_rl(model, config, f / "model", envs=env_factory(tasks), task_list=tasks)
+        episodes = f / "model" / "episodes"
+        steps = max([int(h.get("step", 0)) for h in meta.log_history] + [0]) or config.max_steps
+        losses = [h["loss"] for h in meta.log_history if "loss" in h]
+        stats = rl_stats(config.algorithm, meta.log_history, _episodes(episodes), len(tasks), steps)
+        return RLResult(
+            model=_full_model(meta, f),
+            rows=len(tasks),
+            loss_first=losses[0] if losses else None,
+            loss_last=losses[-1] if losses else None,
+            optimizer_steps=steps,
+            tokens=stats.tokens,
+            episodes=str(episodes),
+            stats=stats,
+        )
+
+    return loop.stage(f"iter-{it}/rl/rl", RLResult, run, fresh=True)
+
+
+def next_curriculum(
+    loop: Loop, it: int, plan: PlanResult, explored: RunResult | None, rl: RLResult | None
+) -> list[Cell]:
+    """The next iteration's cells, from how the improving arm did on this one's tasks:
+    its exploration rollouts and, for the rl arm, every episode its RL steps played."""
+    runs = ([explored.run] if explored else []) + ([rl.episodes] if rl else [])
+    played = [ep for run in runs for ep in _episodes(run)]
+    assessed = assess([Cell.model_validate(c) for c in plan.plan["cells"]], played)
     config = loop.config.curriculum
     cells, notes = next_cells(assessed, config) if config.enabled else (assessed, [])
     for note in notes:
@@ -726,26 +859,27 @@ def evolve(
     models = [base_model]
 
     # iterations: explore -> learn (AgentEvol), an improving arm beside a control arm
-    current = dict.fromkeys(loop.arms, (base.model, base.optimizer_steps))
+    # (with an rl section the improving arm is the rl arm: SFT then RL, or RL instead)
+    current = dict.fromkeys(loop.arms, ArmState(base.model, base.optimizer_steps))
     cells = initial_cells(config.envs, config.difficulties, config.env_params)
     for cell in cells:
         cell.share = 1.0
     for it in range(1, config.iterations + 1):
         plan = plan_iteration(loop, it, cells)
         expert = expert_rollouts(loop, it, plan)
-        recovery = expert_recovery(loop, it, plan) if config.data.expert_recovery else None
-        explored = explore(loop, it, plan, current["improve"][0])
+        sft = loop.improving_sft  # with RL instead of SFT: no exploration, no SFT data
+        recovery = expert_recovery(loop, it, plan) if sft and config.data.expert_recovery else None
+        explored = explore(loop, it, plan, current[loop.improving].model) if sft else None
+        rl: RLResult | None = None
         for arm in loop.arms:
-            data = (
-                improve_data(loop, it, explored, expert, recovery)
-                if arm == "improve"
-                else control_data(loop, it, expert)
-            )
-            current[arm] = train_arm(loop, it, arm, current[arm], data)
-            label = f"iter{it}-{arm}"
-            record = evaluate_model(loop, label, arm, it, *current[arm])
-            models.append(gate(loop, base_model, record))
-        cells = next_curriculum(loop, it, plan, explored)
+            data = arm_data(loop, it, arm, expert, explored, recovery)
+            state = train_arm(loop, it, arm, current[arm], data)
+            if arm == "rl":
+                rl = rl_arm(loop, it, plan, state.model)
+                state = state.then(rl, rl.stats)
+            current[arm] = state
+            models.append(gate(loop, base_model, evaluate_arm(loop, it, arm, state)))
+        cells = next_curriculum(loop, it, plan, explored, rl)
 
     _atomic_json(loop.out / "models.json", [m.model_dump(mode="json") for m in models])
     html, md = write_evolve_report(config, models, loop.out / "report", console=loop.console)

@@ -1,4 +1,4 @@
-"""The evolve report: success per suite group over iterations, improving arm vs control.
+"""The evolve report: success per suite group over iterations, improving (or rl) arm vs control.
 
 ``report/evolve.md`` and ``report/evolve.html`` (one self-contained file with
 the curves), ``report/summary.json``, and the full evaluation report of the
@@ -7,7 +7,10 @@ report ``palaestra report`` writes: every metric, paired tests, taxonomy).
 
 Intervals are Wilson 95% intervals over episodes; the improving-vs-control
 comparison pairs the two arms task by task on the same suite (McNemar's exact
-test, :func:`palaestra.eval.compare`).
+test, :func:`palaestra.eval.compare`). With an ``rl:`` section the improving arm is the
+``rl`` arm: the report adds what its RL steps did (steps, episodes, reward, success
+while training) and each iteration's training budget per arm (optimizer steps and
+tokens: the control is matched to the rl arm's SFT + RL steps).
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ from palaestra.eval import (
 from palaestra.evolve._config import EvolveConfig
 
 _GROUP_ORDER = ("heldin", "recovery", "perturbed", "heldout")
-_ARM_STYLES = {"improve": ("tab:blue", "o-"), "control": ("tab:gray", "s--")}
+_ARM_STYLES = {
+    "improve": ("tab:blue", "o-"),
+    "rl": ("tab:orange", "^-"),
+    "control": ("tab:gray", "s--"),
+}
+#: How the report names an arm in a title.
+_ARM_TITLES = {"improve": "improving arm", "rl": "rl arm"}
 
 
 def _order(groups: set[str]) -> list[str]:
@@ -84,14 +93,17 @@ def write_evolve_report(
     base_heldin = base_row["groups"].get("heldin", {}).get("value") if base_row else None
     weak = base_check(base_heldin, config.base_floor) if base_row is not None else None
     last = max((m.iteration for m in models), default=0)
-    imp = next((m for m in models if m.iteration == last and m.arm == "improve"), None)
+    arms = [m for m in models if m.iteration == last and m.arm in _ARM_TITLES]
     ctl = next((m for m in models if m.iteration == last and m.arm == "control"), None)
-    comparisons = _arm_comparisons(episodes, imp, ctl, groups)
+    comparisons = [c for m in arms for c in _arm_comparisons(episodes, m, ctl, groups)]
     safety = _safety_rows(models) if config.safety else []
+    rl = _rl_rows(models)
+    budget = _budget_rows(models) if rl else []
 
     png = (_curves_png(rows, groups) if rows and groups else None) or b""
     (folder / "curves.png").write_bytes(png)
     secs = _sections(config, rows, groups, weak, base_heldin, comparisons, last, safety, png)
+    secs += _rl_sections(config, rl, budget)
     md_path, html_path = _write_pages(folder, secs, png)
     summary = {
         "base_check": {
@@ -103,13 +115,15 @@ def write_evolve_report(
         "models": [{k: v for k, v in r.items() if k != "_metrics"} for r in rows],
         "comparison": comparisons,
         "safety": safety,
+        "rl": rl,
+        "budget": budget,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
 
-    detail = [m for m in models if m.arm == "base"] + [m for m in (imp, ctl) if m is not None]
+    detail = [m for m in models if m.arm == "base"] + [m for m in (*arms, ctl) if m is not None]
     if detail:
         write_report([Path(m.eval_dir) for m in detail], folder / "detail")
-    _print_summary(console, rows, groups, comparisons, safety, weak, html_path)
+    _print_summary(console, rows, groups, comparisons, safety, weak, html_path, rl)
     return html_path, md_path
 
 
@@ -143,7 +157,10 @@ def _model_row(m: Any, eps: list[Any]) -> dict[str, Any]:
 def _arm_comparisons(
     episodes: dict[str, list[Any]], imp: Any, ctl: Any, groups: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The headline: the last iteration's improving arm vs control, paired per group."""
+    """The headline: the last iteration's improving (or rl) arm vs control, paired per group.
+
+    Each entry names the arm (``"arm"``) and holds its success under the arm's name.
+    """
     if imp is None or ctl is None:
         return []
     out: list[dict[str, Any]] = []
@@ -155,8 +172,9 @@ def _arm_comparisons(
             out.append(
                 {
                     "group": g,
+                    "arm": imp.arm,
                     "control": c.success.a,
-                    "improve": c.success.b,
+                    imp.arm: c.success.b,
                     "delta": c.success.delta,
                     "p_value": c.success.p_value,
                     "significant": c.success.significant,
@@ -231,6 +249,7 @@ def _sections(
         f"Base model {config.model}, trained on {', '.join(config.envs)}; "
         f"{config.iterations} iteration(s); improving arm data: "
         + ", ".join(k for k, v in config.data.model_dump().items() if v)
+        + _rl_intro(config)
         + ". The control arm trains on expert demonstrations of the same tasks for the same "
         "optimizer steps. Success on fixed evaluation tasks never trained on (Wilson 95% CIs)."
     )
@@ -258,22 +277,23 @@ def _sections(
             figures=["curves"] if png else [],
         )
     )
-    if comparisons:
+    for arm in dict.fromkeys(c["arm"] for c in comparisons):
         secs.append(
             Section(
-                key="compare",
-                title=f"Iteration {last}: improving arm vs control (paired by task)",
-                headers=["group", "control", "improve", "delta", "p (McNemar)", "tasks"],
+                key="compare" if arm == "improve" else f"compare_{arm}",
+                title=f"Iteration {last}: {_ARM_TITLES[arm]} vs control (paired by task)",
+                headers=["group", "control", arm, "delta", "p (McNemar)", "tasks"],
                 rows=[
                     [
                         str(c["group"]),
                         f"{c['control']:.0%}",
-                        f"{c['improve']:.0%}",
+                        f"{c[arm]:.0%}",
                         f"{c['delta']:+.0%}",
                         f"{c['p_value']:.3g}{' *' if c['significant'] else ''}",
                         str(c["tasks"]),
                     ]
                     for c in comparisons
+                    if c["arm"] == arm
                 ],
             )
         )
@@ -342,12 +362,19 @@ def _print_summary(
     safety: list[dict[str, Any]],
     weak: str | None,
     html_path: Path,
+    rl: Sequence[dict[str, Any]] = (),
 ) -> None:
     console.print(console_table(rows, groups))
     for c in comparisons:
         console.print(
-            f"  {c['group']}: improve {c['improve']:.0%} vs control {c['control']:.0%} "
+            f"  {c['group']}: {c['arm']} {c[c['arm']]:.0%} vs control {c['control']:.0%} "
             f"(delta {c['delta']:+.0%}, p={c['p_value']:.3g}, {c['tasks']} tasks)"
+        )
+    for r in rl:
+        console.print(
+            f"  {r['label']} RL: {r['algorithm']} {r['steps']} steps, {r['episodes']} episodes "
+            f"on {r['tasks']} tasks, reward {_num(r['reward_first'])} → {_num(r['reward_last'])}, "
+            f"success while training {_pct(r['success_rate'])}"
         )
     for r in safety:
         if r["passed"] is False:
@@ -408,3 +435,127 @@ def base_check(heldin: float | None, floor: float) -> str | None:
         "one, e.g. `palaestra model build-tiny --pretrain`), or an easier cell (difficulties, "
         "env_params such as house-v1's objects / target_hint)"
     )
+
+
+# ---- the rl arm --------------------------------------------------------------------------
+
+
+def _rl_intro(config: EvolveConfig) -> str:
+    rl = config.rl
+    if rl is None:
+        return ""
+    when = "after its SFT step" if rl.after_sft else "instead of SFT"
+    return (
+        f"; the improving arm is the rl arm: {rl.max_steps} {rl.algorithm.upper()} steps "
+        f"{when} each iteration (groups of {rl.num_generations}, batch {rl.batch_size} "
+        f"episodes, beta {rl.beta}) on the curriculum's tasks"
+    )
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _rl_rows(models: Sequence[Any]) -> list[dict[str, Any]]:
+    """What each rl-arm model's RL steps did in its iteration (``RLStats``)."""
+    return [
+        {"label": m.label, "iteration": m.iteration, **m.rl.model_dump(mode="json")}
+        for m in models
+        if getattr(m, "rl", None) is not None
+    ]
+
+
+def _budget_rows(models: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each trained model's optimizer steps and tokens in its iteration: SFT and RL.
+
+    The steps of an iteration are the difference to the arm's previous model (the base
+    for iteration 1); the tokens are what its trainers processed (TRL's ``num_tokens``).
+    """
+    base = next((m for m in models if m.arm == "base"), None)
+    previous: dict[str, int] = {}
+    out: list[dict[str, Any]] = []
+    for m in sorted((m for m in models if m.arm != "base"), key=lambda m: m.iteration):
+        before = previous.get(m.arm, base.optimizer_steps if base is not None else 0)
+        steps = m.optimizer_steps - before
+        rl_steps = m.rl.steps if getattr(m, "rl", None) is not None else 0
+        out.append(
+            {
+                "label": m.label,
+                "arm": m.arm,
+                "iteration": m.iteration,
+                "sft_steps": steps - rl_steps,
+                "rl_steps": rl_steps,
+                "steps": steps,
+                "total_steps": m.optimizer_steps,
+                "tokens": getattr(m, "tokens", None),
+            }
+        )
+        previous[m.arm] = m.optimizer_steps
+    return out
+
+
+def _rl_sections(
+    config: EvolveConfig, rl: list[dict[str, Any]], budget: list[dict[str, Any]]
+) -> list[Section]:
+    if not rl:
+        return []
+    secs = [
+        Section(
+            key="rl",
+            title="The rl arm's RL steps",
+            intro="Online RL (palaestra train rl) on each iteration's curriculum tasks: TRL's "
+            "logged reward (first → last logging step, and the mean) and the success of the "
+            "episodes played while training (every one is in the RL stage's episodes/ store).",
+            headers=[
+                "model",
+                "algorithm",
+                "steps",
+                "tasks",
+                "episodes",
+                "errors",
+                "reward first → last",
+                "reward mean",
+                "success while training",
+            ],
+            rows=[
+                [
+                    r["label"],
+                    str(r["algorithm"]),
+                    str(r["steps"]),
+                    str(r["tasks"]),
+                    str(r["episodes"]),
+                    str(r["errors"]),
+                    f"{_num(r['reward_first'])} → {_num(r['reward_last'])}",
+                    _num(r["reward_mean"]),
+                    _pct(r["success_rate"]),
+                ]
+                for r in rl
+            ],
+        )
+    ]
+    if budget:
+        secs.append(
+            Section(
+                key="budget",
+                title="Training budget per iteration (compute matching)",
+                intro="Compute-matched means the same optimizer steps per iteration: the "
+                "control arm trains as many SFT steps on expert data as the rl arm's SFT + RL "
+                "steps. Tokens are what the trainers processed (TRL's num_tokens: prompt and "
+                "completion, padding excluded); an RL step's batch is "
+                f"{config.rl.batch_size if config.rl else '-'} episodes, an SFT step's "
+                f"{config.train.batch_size} conversations.",
+                headers=["model", "SFT steps", "RL steps", "steps", "total steps", "tokens"],
+                rows=[
+                    [
+                        b["label"],
+                        str(b["sft_steps"]),
+                        str(b["rl_steps"]),
+                        str(b["steps"]),
+                        str(b["total_steps"]),
+                        "-" if b["tokens"] is None else f"{b['tokens']:,}",
+                    ]
+                    for b in budget
+                ],
+            )
+        )
+    return secs

@@ -40,6 +40,7 @@ from palaestra.model._templates import (
     rendering_problem,
     resolve_template,
     template_family,
+    tool_template_for,
     training_template_for,
 )
 
@@ -98,5 +99,6 @@ __all__ = [
     "rendering_problem",
     "resolve_template",
     "template_family",
+    "tool_template_for",
     "training_template_for",
 ]

@@ -36,14 +36,19 @@ turn through a template and checks the token mask: exactly the trainable
 turns carry loss, each with its end-of-turn token. Training uses it before
 every SFT run (:mod:`palaestra.train._common`).
 
-Pass a name (``"chatml"``, ``"gemma3"``, ``"qwen2.5"``, ...) or a Jinja string as
-``chat_template=`` to ``get_model("hf/...")``.
+Tool-calling variants of the ChatML and Gemma 3 templates, for tool-mode RL,
+live in :mod:`._tool_templates`; :func:`tool_template_for` finds them.
+
+Pass a name (``"chatml"``, ``"gemma3"``, ``"qwen2.5"``, ..., ``"chatml-tools"``,
+``"gemma3-tools"``) or a Jinja string as ``chat_template=`` to ``get_model("hf/...")``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from palaestra.model._tool_templates import TOOL_TEMPLATE_NAMES, TOOL_TEMPLATES
 
 # A message trains unless it says ``train: false``; a missing key or ``None`` trains.
 CHATML_TEMPLATE = (
@@ -231,6 +236,19 @@ def training_template_for(template: str | None) -> tuple[str, str] | None:
     return None if name is None else (name, TEMPLATES[name])
 
 
+def tool_template_for(template: str | None) -> tuple[str, str, dict[str, Any]] | None:
+    """The tool-calling template for the family of ``template``: (family, Jinja, response parser).
+
+    None for a family without one here (a Hub model's own template may call tools
+    already; TRL checks it). The parser is a transformers ``response_template``.
+    """
+    name = template_family(template)
+    if name is None or name not in TOOL_TEMPLATES:
+        return None
+    jinja, parser = TOOL_TEMPLATES[name]
+    return name, jinja, parser
+
+
 # ---- the probe ---------------------------------------------------------------------------
 
 #: A conversation with one masked assistant turn between trainable ones (every message
@@ -358,9 +376,12 @@ def resolve_template(template: str | None) -> str | None:
         return None
     if template in TEMPLATES:
         return TEMPLATES[template]
+    if template in TOOL_TEMPLATE_NAMES:
+        return TOOL_TEMPLATE_NAMES[template]
     if "{" not in template:
+        names = [*TEMPLATES, *TOOL_TEMPLATE_NAMES]
         raise ValueError(
-            f"chat_template {template!r} is neither a known name ({', '.join(TEMPLATES)}) "
+            f"chat_template {template!r} is neither a known name ({', '.join(names)}) "
             "nor a Jinja template"
         )
     return template

@@ -32,7 +32,13 @@ and its ``env_mask`` is all zeros, so it carries no loss at all.
 
 from __future__ import annotations
 
+import functools
+import json
+import math
+import os
 import platform
+import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -40,14 +46,17 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from palaestra._config import config_changes, refuse_changes
 from palaestra.env import Environment, Task, make, tasks
-from palaestra.model import HFModel
+from palaestra.model import HFModel, Model
 from palaestra.rollout import Limits, RolloutEngine, RunSettings, build_agent
 from palaestra.train._common import (
+    METADATA_FILE,
     TrainMetadata,
     count_trainable,
     load_base,
     lora_config,
+    read_metadata,
     resolve_model_path,
     save_output,
     sft_chat_template,
@@ -60,7 +69,7 @@ from palaestra.train._rl_episodes import (
     episode_tokens,
     task_groups,
 )
-from palaestra.trajectory import Episode, Run, RunStore
+from palaestra.trajectory import DB_NAME, Episode, Run, RunStore
 
 #: Where the episodes of a run live, inside its output folder.
 EPISODES_DIR = "episodes"
@@ -157,8 +166,13 @@ class EngineRollout:
         self.envs = envs or (lambda: make(config.env))
         self.model_id = model_id
         self.rounds = 0
-        #: Episodes stored per task so far: a stored episode's attempt number is unique in the store.
+        #: Episodes this process stored per task so far (see :meth:`_store` for attempt numbers).
         self.stored: Counter[str] = Counter()
+        #: Per task, the attempt numbers below this were used before a resume (:meth:`restore`).
+        self.first_attempt: dict[str, int] = {}
+        #: This process and the number of processes (accelerate/DeepSpeed): each plays its own slice.
+        self.rank, self.world = 0, 1
+        self._vllm: Any = None
         self.orm_model: Any = None
         if config.orm is not None:
             from palaestra.train._orm_infer import load_orm
@@ -174,8 +188,9 @@ class EngineRollout:
             max_turns=c.max_turns,
             max_prompt_tokens=c.max_prompt_tokens,
             temperature=c.temperature,
-            # A fresh seed per round: round r's attempt a must not replay round 0's noise.
-            seed=c.seed + 1_000_003 * self.rounds,
+            # A fresh seed per round and process: round r's attempt a must not replay round 0's
+            # noise, nor process 1 repeat process 0's episodes of a task drawn by both.
+            seed=c.seed + 1_000_003 * (self.rounds * self.world + self.rank),
         )
 
     def play(self, keys: Sequence[str], policy: Any) -> list[Episode]:
@@ -209,13 +224,9 @@ class EngineRollout:
     def __call__(self, prompts: list[str], trainer: Any) -> dict[str, Any]:
         started = time.perf_counter()
         keys = task_groups(prompts, self.config.num_generations)
-        policy = HFModel(
-            trainer.accelerator.unwrap_model(trainer.model),
-            self.tokenizer,
-            id=self.model_id,
-            batch_size=self.config.concurrency,
-        )
-        episodes = self.play(keys, policy)
+        self.rank = int(getattr(trainer.accelerator, "process_index", 0))
+        self.world = int(getattr(trainer.accelerator, "num_processes", 1))
+        episodes = self.play(keys, self.policy(trainer))
         samples = [
             episode_tokens(
                 self.tokenizer,
@@ -244,13 +255,58 @@ class EngineRollout:
         self.rounds += 1
         return out
 
+    def policy(self, trainer: Any) -> Model:
+        """The model the episodes call: the live training weights, or TRL's vLLM (``use_vllm``)."""
+        if not self.config.use_vllm:
+            return HFModel(
+                trainer.accelerator.unwrap_model(trainer.model),
+                self.tokenizer,
+                id=self.model_id,
+                batch_size=self.config.concurrency,
+            )
+        from palaestra.train._rl_vllm import VLLMPolicy, vllm_backend
+
+        if self._vllm is None:
+            self._vllm = vllm_backend(trainer)
+        # TRL pushed this step's weights to vLLM just before calling us, from the main process
+        # (server mode): no process may generate before that push is complete.
+        trainer.accelerator.wait_for_everyone()
+        eos = getattr(getattr(trainer.model, "generation_config", None), "eos_token_id", None)
+        eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        return VLLMPolicy(self._vllm, self.tokenizer, id=self.model_id, eos_ids=eos_ids)
+
+    def restore(self, step: int, rounds: int) -> int:
+        """Continue a run resumed at optimizer step ``step`` after ``rounds`` rollouts.
+
+        Episodes stored at or after ``step`` were played by a policy the restart
+        discards (or were never trained on): they are kept, marked
+        ``rl_discarded: True`` (and ``rl_resumed_at``: ``step``), never replaced.
+        New episodes take attempt numbers above every stored one, and the round
+        counter (so each round's sampling seed) continues. Returns how many
+        episodes were marked.
+        """
+        self.rounds = rounds
+        if self.store is None:
+            return 0
+        stale: list[str] = []
+        for ep in self.store.episodes():
+            tid = ep.task.task_id
+            self.first_attempt[tid] = max(self.first_attempt.get(tid, 0), ep.attempt + 1)
+            rl_step = ep.metadata.get("rl_step")
+            if not ep.metadata.get("rl_discarded") and (rl_step is None or rl_step >= step):
+                stale.append(ep.episode_id)
+        return self.store.annotate(stale, {"rl_discarded": True, "rl_resumed_at": step})
+
     def _store(self, episodes: Sequence[Episode], samples: Sequence[Any], step: int) -> None:
         if self.store is None:
             return
         g = self.config.num_generations
         for i, (ep, s) in enumerate(zip(episodes, samples, strict=True)):
-            n = self.stored[ep.task.task_id]
-            self.stored[ep.task.task_id] += 1
+            tid = ep.task.task_id
+            # Unique in the store: above any attempt of a run this one resumed, and
+            # interleaved by process (each process stores its own slice of the batch).
+            n = self.first_attempt.get(tid, 0) + self.stored[tid] * self.world + self.rank
+            self.stored[tid] += 1
             meta = {
                 **ep.metadata,
                 "rl_step": step,
@@ -308,6 +364,124 @@ def _run_header(out: Path, model_id: str, config: RLRunConfig) -> Run:
     )
 
 
+# ---- resume ------------------------------------------------------------------------------
+
+#: Where a run's checkpoints live, inside its output folder (``trainer_args``'s output_dir).
+CHECKPOINTS_DIR = "checkpoints"
+#: Settings that may change when a run is resumed: where and how it runs, not what it trains.
+RESUMABLE = frozenset(
+    {
+        "progress",
+        "logging_steps",
+        "concurrency",
+        "max_retries",
+        "save_steps",
+        "save_total_limit",
+        "use_vllm",
+        "vllm_mode",
+        "vllm_server_base_url",
+        "vllm_server_timeout",
+        "vllm_gpu_memory_utilization",
+        "vllm_max_model_length",
+    }
+)
+
+
+def _say(message: str) -> None:
+    # Once, from the main process (accelerate sets RANK in every process it launches).
+    if os.environ.get("RANK", "0") == "0":
+        print(message, file=sys.stderr, flush=True)
+
+
+def check_resume(out: Path, model_id: str, config: RLRunConfig) -> None:
+    """Refuse to continue the run in ``out`` with another model or a config that changes what it trains."""
+    path = out / EPISODES_DIR
+    if not (path / DB_NAME).is_file():
+        return
+    with RunStore(path, readonly=True) as store:
+        header = store.run()
+    if header is None:
+        return
+    if header.kind != "rl":
+        raise ValueError(
+            f"{path} holds a {header.kind} run, not an RL run: use a new --out directory"
+        )
+    old = RLRunConfig.model_validate(header.config)
+    changes = config_changes(old, config, RESUMABLE)
+    if header.model_id != model_id:
+        changes.insert(0, f"model: {header.model_id!r} -> {model_id!r}")
+    refuse_changes(out, "an RL run", changes)
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` in ``folder`` (the trainer writes ``trainer_state.json`` last)."""
+    found: list[tuple[int, Path]] = []
+    if folder.is_dir():
+        for d in folder.iterdir():
+            m = re.fullmatch(r"checkpoint-(\d+)", d.name)
+            if m and (d / "trainer_state.json").is_file():
+                found.append((int(m[1]), d))
+    return max(found)[1] if found else None
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer steps a checkpoint had taken."""
+    return int(json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
+
+
+def rounds_before(args: Any, step: int) -> int:
+    """Rollouts played before optimizer step ``step``.
+
+    GRPOTrainer plays one every ``steps_per_generation * num_iterations`` micro-steps
+    (``_prepare_inputs``), and an optimizer step is ``gradient_accumulation_steps`` of them.
+    """
+    per = args.steps_per_generation * args.num_iterations
+    return math.ceil(step * args.gradient_accumulation_steps / per)
+
+
+@functools.cache
+def _epoch_sampler() -> type[Any]:
+    from trl.trainer.utils import RepeatSampler
+
+    class EpochRepeatSampler(RepeatSampler):
+        """TRL's ``RepeatSampler`` whose shuffle is drawn from ``(seed, epoch)``."""
+
+        def set_epoch(self, epoch: int) -> None:
+            if self.shuffle:
+                self.generator.manual_seed((self.seed or 0) + epoch)
+
+    return EpochRepeatSampler
+
+
+def order_by_epoch(trainer: Any) -> None:
+    """Make each epoch's task order a function of ``(seed, epoch)``, so a resumed run draws the same tasks.
+
+    TRL's ``RepeatSampler`` shuffles with one generator seeded once: epoch e's order
+    is its e-th draw. A trainer resumed in epoch e builds a fresh sampler, whose
+    first draw is epoch 0's order, and would skip and replay steps of the wrong
+    order. The trainer calls ``set_epoch`` on its sampler at the start of every
+    epoch (``Trainer._inner_training_loop``, through accelerate's
+    ``DataLoaderShard.set_epoch``); this sampler has one.
+    """
+    make = trainer._get_train_sampler
+    cls = _epoch_sampler()
+
+    def sampler(dataset: Any = None) -> Any:
+        s = make(dataset)
+        if type(s).__name__ != "RepeatSampler":  # an order TRL did not choose: leave it
+            return s
+        return cls(
+            s.data_source,
+            s.mini_repeat_count,
+            batch_size=s.batch_size,
+            repeat_count=s.repeat_count,
+            shuffle=s.shuffle,
+            seed=s.seed,
+        )
+
+    trainer._get_train_sampler = sampler
+
+
 def grpo_args(config: RLRunConfig, out_dir: Path) -> dict[str, Any]:
     """Keyword arguments of TRL's ``GRPOConfig`` for ``config``."""
     args = trainer_args(config, out_dir)
@@ -324,6 +498,24 @@ def grpo_args(config: RLRunConfig, out_dir: Path) -> dict[str, Any]:
         gradient_checkpointing=config.gradient_checkpointing,
         reward_weights=reward_functions(config)[1],
     )
+    if config.save_steps:
+        args.update(
+            save_strategy="steps",
+            save_steps=config.save_steps,
+            save_total_limit=config.save_total_limit,
+        )
+    if config.use_vllm:
+        args.update(
+            use_vllm=True,
+            vllm_mode=config.vllm_mode,
+            vllm_server_base_url=config.vllm_server_base_url,
+            vllm_server_timeout=config.vllm_server_timeout,
+            vllm_gpu_memory_utilization=config.vllm_gpu_memory_utilization,
+            vllm_max_model_length=config.vllm_max_model_length,
+            # The rollout returns no sampling log-probs (the trainer scores the re-rendered
+            # sequence itself), so there is nothing to correct vLLM's sampling against.
+            vllm_importance_sampling_correction=False,
+        )
     return args
 
 
@@ -335,12 +527,22 @@ def build_rl_trainer(
     store: RunStore | None = None,
     envs: Callable[[], Environment] | None = None,
     task_list: Sequence[Task] | None = None,
-) -> tuple[Any, Any, Path, EngineRollout]:
-    """The configured ``GRPOTrainer`` (not yet trained), its tokenizer, the base folder, its rollout."""
+) -> tuple[Any, Any, Path, EngineRollout | None]:
+    """The configured ``GRPOTrainer`` (not yet trained), its tokenizer, the base folder, its rollout.
+
+    In tool mode (``config.mode == "tool"``, :mod:`palaestra.train._rl_tool`) there is
+    no rollout (``None``) and no episode is stored.
+    """
     from datasets import Dataset
     from trl.trainer.grpo_config import GRPOConfig
     from trl.trainer.grpo_trainer import GRPOTrainer
 
+    if config.mode == "tool":
+        from palaestra.train._rl_tool import build_tool_trainer
+
+        args = grpo_args(config, Path(out_dir))
+        built = build_tool_trainer(model_id, config, args, envs=envs, task_list=task_list)
+        return (*built, None)
     base_path = resolve_model_path(model_id)
     model, tokenizer = load_base(base_path)
     if task_list is None:
@@ -373,21 +575,57 @@ def train_rl(
     """Train ``model_id`` (tiny, gemma-270m, hf/<dir>) with online RL on ``config.env``'s tasks.
 
     Writes the adapter (or full model), tokenizer and ``palaestra.json`` to
-    ``out_dir``, and every episode played to ``out_dir/episodes``. ``envs`` and
-    ``task_list`` override how an environment is made and which tasks are
-    trained on (tests, plugins; default ``make(config.env)`` and its tasks).
+    ``out_dir``, every episode played to ``out_dir/episodes``, and a checkpoint
+    every ``save_steps`` to ``out_dir/checkpoints``. ``envs`` and ``task_list``
+    override how an environment is made and which tasks are trained on (tests,
+    plugins; default ``make(config.env)`` and its tasks).
+
+    Run again on the same ``out_dir``, it resumes from the last complete
+    checkpoint (refusing a config that differs in a field outside
+    :data:`RESUMABLE`; see :meth:`EngineRollout.restore` for the episodes played
+    after the checkpoint), or, when the run had finished, returns its
+    metadata without training.
     """
     config = config or RLRunConfig()
     started = time.perf_counter()
     out = Path(out_dir)
+    check_resume(out, str(model_id), config)
+    if (out / METADATA_FILE).is_file():
+        meta = read_metadata(out)
+        if meta.kind != "rl":
+            raise ValueError(
+                f"{out} holds a finished {meta.kind} output: use a new --out directory"
+            )
+        _say(
+            f"{out} already holds a finished RL run: nothing to train (use a new --out to train again)"
+        )
+        return meta
+    checkpoint = last_checkpoint(out / CHECKPOINTS_DIR)
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore(out / EPISODES_DIR)
     try:
+        earlier = len(store)
         store.write_run(_run_header(out / EPISODES_DIR, str(model_id), config))
-        trainer, tokenizer, base_path, _ = build_rl_trainer(
+        trainer, tokenizer, base_path, rollout = build_rl_trainer(
             model_id, config, out, store=store, envs=envs, task_list=task_list
         )
-        result = trainer.train()
+        order_by_epoch(trainer)
+        step = checkpoint_step(checkpoint) if checkpoint is not None else 0
+        marked = 0
+        if isinstance(rollout, EngineRollout) and (checkpoint is not None or earlier):
+            marked = rollout.restore(step, rounds_before(trainer.args, step))
+        kept = f"{marked} episode(s) played after it stay in {out / EPISODES_DIR}"
+        if checkpoint is not None:
+            _say(
+                f"resuming {out} from step {step} ({checkpoint.name}); {kept}, marked rl_discarded"
+            )
+        elif marked:
+            _say(
+                f"{out} has episodes but no checkpoint: starting at step 0; {kept}, marked rl_discarded"
+            )
+        result = trainer.train(
+            resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None
+        )
         return save_output(
             trainer,
             tokenizer,

@@ -29,6 +29,12 @@ class RLRunConfig(TrainRunConfig):
         description="grpo (group-normalised advantages, Shao et al. 2024) or rloo (leave-one-out "
         "baseline, no std scaling; Ahmadian et al. 2024).",
     )
+    mode: Literal["engine", "tool"] = Field(
+        default="engine",
+        description="engine: Palaestra's rollout engine plays ReAct/act episodes (rollout_func); "
+        "tool: TRL's tool-calling loop over the environment_factory adapter (the agent calls an "
+        "`act` tool). See docs/rl.md.",
+    )
     # ---- tasks
     env: str = Field(default="house-v1", description="Environment id whose tasks are trained on.")
     split: Split = Field(default="train", description="Task split: train, test or heldout.")
@@ -93,6 +99,46 @@ class RLRunConfig(TrainRunConfig):
         default=None, description="An outcome reward model folder (`palaestra train orm`)."
     )
     orm_weight: float = Field(default=0.0, description="Weight of the ORM's P(success).")
+    # ---- checkpoints (resume: run the same command with the same --out)
+    save_steps: int = Field(
+        default=25,
+        ge=0,
+        description="Save a checkpoint to OUT/checkpoints every N optimizer steps; a rerun resumes "
+        "from the last one. 0 = no checkpoints (an interrupted run starts over).",
+    )
+    save_total_limit: int = Field(
+        default=2, ge=1, description="Checkpoints kept (older ones are deleted)."
+    )
+    # ---- generation on vLLM (GPU; TRL's use_vllm, engine mode: see docs/rl.md)
+    use_vllm: bool = Field(
+        default=False,
+        description="Episodes' model calls go to TRL's vLLM engine (weights synced every step) "
+        'instead of generate() on the training weights. Needs a GPU and pip install "trl[vllm]".',
+    )
+    vllm_mode: Literal["server", "colocate"] = Field(
+        default="colocate",
+        description="server: a separate `trl vllm-serve` process on its own GPU(s); colocate: "
+        "vLLM inside each training process, sharing its GPU.",
+    )
+    vllm_server_base_url: str | None = Field(
+        default=None,
+        description="URL of the `trl vllm-serve` server (server mode); default http://0.0.0.0:8000.",
+    )
+    vllm_server_timeout: float = Field(
+        default=240.0, gt=0, description="Seconds to wait for the vLLM server to come up."
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Share of each GPU's memory vLLM reserves (colocate mode).",
+    )
+    vllm_max_model_length: int | None = Field(
+        default=None,
+        ge=16,
+        description="vLLM's context length (colocate mode); default: the model's. Set it to "
+        "max_prompt_tokens + max_new_tokens or more.",
+    )
 
     @model_validator(mode="after")
     def _groups_fit(self) -> Self:
@@ -100,6 +146,10 @@ class RLRunConfig(TrainRunConfig):
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be a multiple of num_generations "
                 f"({self.num_generations}): each step trains on whole groups"
+            )
+        if self.mode == "tool" and self.orm is not None:
+            raise ValueError(
+                "--orm is not supported in tool mode (engine mode only; see docs/rl.md)"
             )
         if self.orm_weight and self.orm is None:
             raise ValueError("orm_weight is set but no --orm folder is given")

@@ -10,6 +10,10 @@ and runs only the rest. The one exception is an ``error`` episode, which a
 later attempt at the same key may replace (infrastructure failures are
 retried, never kept as a result when a retry succeeded).
 
+A stored episode's body is otherwise never rewritten; :meth:`RunStore.annotate`
+may only add or set keys of the ``metadata`` of stored episodes (a resumed RL
+run marks the episodes its restart discarded), all in one transaction.
+
 Search trees (``palaestra.agent.search``) live in their own ``trees`` table,
 one row per episode id, written in the same transaction as the episode: a
 search agent puts its :class:`SearchTree` in ``Episode.metadata["search_tree"]``
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +194,37 @@ class RunStore:
                     "INSERT INTO trees VALUES (?, ?)", (episode.episode_id, tree.model_dump_json())
                 )
         return True
+
+    def annotate(self, episode_ids: Iterable[str], metadata: Mapping[str, Any]) -> int:
+        """Set ``metadata``'s keys in the metadata of stored episodes, in one transaction.
+
+        Nothing else of an episode changes (its outcome, score, steps, order); a
+        crash leaves either every episode annotated or none.
+
+        Args:
+            episode_ids: The episodes to annotate; ids that are not stored are skipped.
+            metadata: Keys and JSON-serialisable values to set (existing keys are overwritten).
+
+        Returns:
+            How many stored episodes were annotated.
+        """
+        ids = list(dict.fromkeys(episode_ids))
+        n = 0
+        with self._lock, self._conn:
+            for episode_id in ids:
+                row = self._conn.execute(
+                    "SELECT body FROM episodes WHERE episode_id = ?", (episode_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                ep = Episode.model_validate_json(row[0])
+                ep = ep.model_copy(update={"metadata": {**ep.metadata, **metadata}})
+                self._conn.execute(
+                    "UPDATE episodes SET body = ? WHERE episode_id = ?",
+                    (ep.model_dump_json(), episode_id),
+                )
+                n += 1
+        return n
 
     def done(self, *, include_errors: bool = False) -> set[str]:
         """Episode ids already finished: what a resumed run skips.

@@ -21,7 +21,13 @@ Here the single tool is ``act(action)``: one environment step. The reward is
 the sum of the episode's step rewards, i.e. its score (0 when the model
 stopped before the episode ended). An infrastructure failure
 (:class:`~palaestra.env.EnvError`) makes ``get_reward`` return ``None``,
-never 0, as the environment contract requires.
+never 0, as the environment contract requires. So does an *overflow*: TRL
+calls the tool, then drops its result when it would not fit
+``max_completion_length`` and ends the rollout there, so the model never saw
+what its last action did. The adapter cannot see tokens; it keeps every
+result it returned (``results``) so the trainer side can tell a dropped one
+and set ``overflow`` (``palaestra train rl --mode tool`` does, see
+``palaestra/train/_rl_tool.py``).
 
 The adapter needs nothing from TRL itself; :func:`tasks_dataset` needs
 ``datasets`` (the ``[train]`` extra).
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from palaestra.env._core import Difficulty, EnvError, Environment, Observation, Split, Task
@@ -40,7 +46,13 @@ from palaestra.env._registry import make, spec, tasks
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["PalaestraTRLEnv", "tasks_dataset", "trl_environment_factory"]
+__all__ = [
+    "PalaestraTRLEnv",
+    "dataset_of_tasks",
+    "tasks_dataset",
+    "tool_intro",
+    "trl_environment_factory",
+]
 
 _INTRO = (
     "You are an agent in a text environment. Act by calling the `act` tool with one action at a "
@@ -51,9 +63,10 @@ _INTRO = (
 class PalaestraTRLEnv:
     """One rollout's environment for TRL's ``GRPOTrainer``; build it with :func:`trl_environment_factory`.
 
-    Public attributes other than the methods are read-only views for callers
-    (``task``, ``actions``, ``rewards``, ``done``, ``error``); they are
-    properties, which TRL does not mistake for tools.
+    Public attributes other than the methods are views for callers (``task``,
+    ``actions``, ``results``, ``rewards``, ``done``, ``success``, ``progress``,
+    ``error``, ``overflow``); they are properties, which TRL does not mistake
+    for tools. Only ``overflow`` can be set.
     """
 
     def __init__(self, env: Environment, draw_task: Callable[[], Task] | None = None) -> None:
@@ -61,17 +74,21 @@ class PalaestraTRLEnv:
         self._draw_task = draw_task
         self._task: Task | None = None
         self._actions: list[str] = []
+        self._results: list[str] = []
         self._rewards: list[float] = []
         self._done = False
+        self._success = False
         self._error: str | None = None
+        self._overflow: str | None = None
 
     # ---- TRL protocol -----------------------------------------------------------
 
     def reset(self, **row: Any) -> str:
         """Start the episode of the row's ``task`` column and return the first observation."""
         self._task = self._row_task(row)
-        self._actions, self._rewards = [], []
-        self._done, self._error = False, None
+        self._actions, self._results, self._rewards = [], [], []
+        self._done, self._success = False, False
+        self._error, self._overflow = None, None
         try:
             return self._env.reset(self._task).text
         except EnvError as e:
@@ -86,25 +103,15 @@ class PalaestraTRLEnv:
         """
         if self._task is None:
             raise RuntimeError("act() before reset(): the trainer must reset the environment first")
-        if self._error is not None:
-            return f"The environment has failed ({self._error}); no more actions are possible."
-        if self._done:
-            return "The episode is over; no more actions are accepted. Stop calling act."
-        self._actions.append(action)
-        try:
-            obs = self._env.step(action)
-        except EnvError as e:
-            self._fail(e)
-            return f"The environment failed ({e}); no more actions are possible."
-        self._rewards.append(obs.reward)
-        if not obs.done:
-            return obs.text
-        self._done = True
-        return f"{obs.text}\n\n{self._ending(obs)}"
+        result = self._act(action)
+        self._results.append(result)
+        return result
 
     def get_reward(self) -> float | None:
-        """The episode's score (sum of step rewards); ``None`` after an infrastructure failure."""
-        return None if self._error is not None else float(sum(self._rewards))
+        """The episode's score (sum of step rewards); ``None`` after an infrastructure failure or overflow."""
+        if self._error is not None or self._overflow is not None:
+            return None
+        return float(sum(self._rewards))
 
     # ---- read-only views ------------------------------------------------------------
 
@@ -121,6 +128,11 @@ class PalaestraTRLEnv:
         return tuple(self._actions)
 
     @property
+    def results(self) -> tuple[str, ...]:
+        """Every string ``act`` returned this episode, in order (what the model should have seen)."""
+        return tuple(self._results)
+
+    @property
     def rewards(self) -> tuple[float, ...]:
         return tuple(self._rewards)
 
@@ -129,8 +141,36 @@ class PalaestraTRLEnv:
         return self._done
 
     @property
+    def success(self) -> bool:
+        """The episode ended solved (``info["success"]`` of its terminal step)."""
+        return self._success
+
+    @property
+    def progress(self) -> float | None:
+        """The environment's progress in [0, 1] now (``Environment.progress()``); ``None`` when unscorable.
+
+        Asked of the environment when read (once per rollout, at scoring), not after every step.
+        """
+        if self._task is None or self._error is not None or self._overflow is not None:
+            return None
+        try:
+            return float(self._env.progress())
+        except EnvError as e:
+            self._fail(e)
+            return None
+
+    @property
     def error(self) -> str | None:
         return self._error
+
+    @property
+    def overflow(self) -> str | None:
+        """Why a tool result never reached the model (set by the trainer side); makes the rollout unscorable."""
+        return self._overflow
+
+    @overflow.setter
+    def overflow(self, detail: str | None) -> None:
+        self._overflow = detail
 
     # ---- helpers --------------------------------------------------------------------
 
@@ -150,6 +190,24 @@ class PalaestraTRLEnv:
         if isinstance(raw, Mapping):
             return Task.from_json(json.dumps(raw))
         raise TypeError(f"the 'task' column holds {type(raw).__name__}, not a Task or its JSON")
+
+    def _act(self, action: str) -> str:
+        if self._error is not None:
+            return f"The environment has failed ({self._error}); no more actions are possible."
+        if self._done:
+            return "The episode is over; no more actions are accepted. Stop calling act."
+        self._actions.append(action)
+        try:
+            obs = self._env.step(action)
+        except EnvError as e:
+            self._fail(e)
+            return f"The environment failed ({e}); no more actions are possible."
+        self._rewards.append(obs.reward)
+        if not obs.done:
+            return obs.text
+        self._done = True
+        self._success = bool(obs.terminated and obs.info.get("success"))
+        return f"{obs.text}\n\n{self._ending(obs)}"
 
     def _fail(self, e: EnvError) -> None:
         self._error = str(e) or type(e).__name__
@@ -235,6 +293,24 @@ def tasks_dataset(
     ``intro`` replaces the user message (it should end with a blank line).
     Tasks come from :func:`palaestra.env.tasks` with the same arguments.
     """
+    suite = tasks(env_id, split, n, difficulty, start=start)
+    if intro is None:
+        env = make(env_id, max_episode_steps=0)
+        try:
+            intro = tool_intro(env)
+        finally:
+            env.close()
+    return dataset_of_tasks(suite, intro=intro)
+
+
+def tool_intro(env: Environment) -> str:
+    """The default user message of a tool-mode prompt: the ``act`` tool and ``env``'s action grammar."""
+    grammar = f"Valid actions look like: {env.action_help}. " if env.action_help else ""
+    return _INTRO.format(help=grammar)
+
+
+def dataset_of_tasks(task_list: Sequence[Task], *, intro: str) -> Dataset:
+    """:func:`tasks_dataset`'s table for given tasks (one row each, in order); ``intro`` is the user message."""
     try:
         from datasets import Dataset
     except ImportError as e:
@@ -242,19 +318,11 @@ def tasks_dataset(
             "tasks_dataset needs the datasets library, which is not installed. Install it with:\n"
             'pip install "palaestra[train]"'
         ) from e
-    suite = tasks(env_id, split, n, difficulty, start=start)
-    if intro is None:
-        env = make(env_id, max_episode_steps=0)
-        try:
-            grammar = f"Valid actions look like: {env.action_help}. " if env.action_help else ""
-        finally:
-            env.close()
-        intro = _INTRO.format(help=grammar)
     return Dataset.from_dict(
         {
-            "prompt": [[{"role": "user", "content": intro}] for _ in suite],
-            "task": [t.model_dump_json() for t in suite],
-            "task_id": [t.task_id for t in suite],
-            "env_id": [t.env_id for t in suite],
+            "prompt": [[{"role": "user", "content": intro}] for _ in task_list],
+            "task": [t.model_dump_json() for t in task_list],
+            "task_id": [t.task_id for t in task_list],
+            "env_id": [t.env_id for t in task_list],
         }
     )
