@@ -20,7 +20,7 @@ Results: a table on stdout, ``OUT/rl_learning.md`` and
 ``bench/results/rl_learning.json``.
 
     python bench/rl_learning.py configs/rl-learning.yaml --out runs/rl-learning
-    python bench/rl_learning.py configs/rl-learning.yaml --out runs/rl-l --steps 60 --lr 3e-4
+    python bench/rl_learning.py configs/rl-learning.yaml --out runs/rl-l --seed 1 --lr 1e-4
 """
 
 from __future__ import annotations
@@ -54,21 +54,32 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("config", help="an evolve config (model, env, base SFT budget, eval panel)")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--steps", type=int, default=40, help="optimizer steps of each arm")
+    p.add_argument("--steps", type=int, default=30, help="optimizer steps of each arm")
     p.add_argument("--batch", type=int, default=16, help="episodes (rl) / rows (sft) per step")
-    p.add_argument("--group", type=int, default=8, help="rl: episodes per task (GRPO's G)")
-    p.add_argument("--lr", type=float, default=2e-4, help="rl learning rate")
+    p.add_argument("--group", type=int, default=4, help="rl: episodes per task (GRPO's G)")
+    p.add_argument("--lr", type=float, default=5e-5, help="rl learning rate")
     p.add_argument("--sft-lr", type=float, default=None, help="control lr (default: the config's)")
+    p.add_argument("--seed", type=int, default=None, help="seed of both arms (default: config's)")
     p.add_argument("--beta", type=float, default=0.0, help="rl: KL penalty to the base")
-    p.add_argument("--temperature", type=float, default=1.0, help="rl: sampling temperature")
+    p.add_argument("--temperature", type=float, default=0.8, help="rl: sampling temperature")
     p.add_argument(
         "--tasks", type=int, default=None, help="fresh training tasks (default steps*batch/group)"
     )
     args = p.parse_args()
+    try:
+        result = run(args)
+    except ValueError as e:
+        p.error(str(e))
+    Console().print(result["table"])
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1, default=str))
 
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole check (stages resume); returns the arms' numbers, the table and the settings."""
     config = load_evolve_config(args.config, iterations=0)
     if len(config.envs) != 1:
-        p.error("the config must name one environment (envs: [ID])")
+        raise ValueError("the config must name one environment (envs: [ID])")
     env_id = config.envs[0]
     params = dict(config.env_params.get(env_id, {}))
     console = Console()
@@ -108,7 +119,7 @@ def main() -> None:
         max_steps=args.steps,
         beta=args.beta,
         logging_steps=1,
-        seed=config.seed,
+        seed=config.seed if args.seed is None else args.seed,
     )
 
     def rl_stage(f: Path) -> dict[str, Any]:
@@ -153,6 +164,7 @@ def main() -> None:
                 "max_steps": args.steps,
                 "batch_size": args.batch,
                 "learning_rate": args.sft_lr or config.base_sft.learning_rate,
+                "seed": rl_cfg.seed,
             }
         )
         started = time.perf_counter()
@@ -178,46 +190,56 @@ def main() -> None:
         )
         evals[arm] = ev["run"]
 
-    table = _table(evals, args.steps)
+    arms = arm_numbers(evals)
+    table = _table(arms, args.steps)
     (out / "rl_learning.md").write_text(table)
-    console.print(table)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "config": config.model_dump(mode="json"),
-                "args": vars(args) | {"out": str(args.out)},
-                "rl": rl,
-                "sft": sft,
-                "evals": evals,
-                "table": table,
-            },
-            indent=1,
-            default=str,
-        )
-    )
+    return {
+        "config": config.model_dump(mode="json"),
+        "args": vars(args) | {"out": str(args.out), "config": str(args.config)},
+        "rl": rl,
+        "sft": sft,
+        "evals": evals,
+        "arms": arms,
+        "table": table,
+    }
 
 
-def _table(evals: dict[str, str], steps: int) -> str:
+def arm_numbers(evals: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per arm: success, its 95% Wilson interval, n, and McNemar against base and sft."""
     eps = {arm: _episodes(run) for arm, run in evals.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for arm, es in eps.items():
+        scored = [e for e in es if e.outcome != "error"]
+        wins = sum(e.outcome == "success" for e in scored)
+        row: dict[str, Any] = {
+            "success": wins / max(len(scored), 1),
+            "ci": wilson(wins, len(scored)) or (0.0, 0.0),
+            "n": len(scored),
+            "errors": len(es) - len(scored),
+        }
+        for ref in ("base", "sft"):
+            if arm == ref or (ref == "sft" and arm == "base") or ref not in eps:
+                continue
+            s = compare(eps[ref], es, a_name=ref, b_name=arm).success
+            if s is not None:
+                row[f"vs_{ref}"] = {"p": s.p_value, "wins": s.wins, "losses": s.losses}
+        out[arm] = row
+    return out
+
+
+def _table(arms: dict[str, dict[str, Any]], steps: int) -> str:
     lines = [
         f"Equal budget: {steps} optimizer steps per arm from the same base model.",
         "",
         "| arm | success [95% Wilson CI] | n | McNemar p vs base (wins/losses) | p vs sft |",
         "|---|---|---|---|---|",
     ]
-    for arm, es in eps.items():
-        scored = [e for e in es if e.outcome != "error"]
-        wins = sum(e.outcome == "success" for e in scored)
-        ci = wilson(wins, len(scored)) or (0.0, 0.0)
-        cells = [f"{wins / max(len(scored), 1):.1%} [{ci[0]:.1%}, {ci[1]:.1%}]", str(len(scored))]
+    for arm, row in arms.items():
+        lo, hi = row["ci"]
+        cells = [f"{row['success']:.1%} [{lo:.1%}, {hi:.1%}]", str(row["n"])]
         for ref in ("base", "sft"):
-            if arm == ref or (ref == "sft" and arm == "base"):
-                cells.append("-")
-                continue
-            c = compare(eps[ref], es, a_name=ref, b_name=arm)
-            s = c.success
-            cells.append(f"{s.p_value:.3g} ({s.wins}/{s.losses})" if s else "-")
+            c = row.get(f"vs_{ref}")
+            cells.append(f"{c['p']:.3g} ({c['wins']}/{c['losses']})" if c else "-")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -214,12 +214,13 @@ def test_evolve_rl_arm_runs_matches_the_control_reports_and_resumes(
     assert {"iter-1/rl/rollouts", "iter-1/rl/data", "iter-1/rl/train"} <= set(done)
     assert "iter-1/rl/rl" not in done and "iter-1/control/train" not in done
 
-    # the re-run redoes the RL stage alone (from a clean folder) and goes on
+    # the re-run redoes the RL stage alone (resuming train_rl in its folder) and goes on
     monkeypatch.setattr(palaestra.train, "train_rl", real)
     result = evolve(cfg, out, progress=False)
     after = _stage_times(out)
     assert all(after[k] == v for k, v in done.items())
-    assert not (out / "iter-1/rl/rl/model/half-written").exists()
+    # the folder is kept, not rebuilt: train_rl resumes from a checkpoint there (test_rl_resume)
+    assert (out / "iter-1/rl/rl/model/half-written").exists()
     assert [m.label for m in result.models] == ["base", "iter1-rl", "iter1-control"]
     rl, ctl = result.models[1], result.models[2]
     # compute matching: base 2, then the rl arm's 2 SFT + 1 RL step = the control's 3 SFT steps

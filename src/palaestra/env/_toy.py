@@ -56,6 +56,7 @@ class ToyEnv(StateSnapshotMixin, Environment):
             return self.reject(f"Unknown action {action!r}. Actions: inc, dec, stop.", "malformed")
         if action == "stop":
             ok = self.state["pos"] == self.state["target"]
+            self.state["solved"] = ok
             return Observation(
                 text="You stop. " + ("Correct!" if ok else "Wrong number."),
                 reward=1.0 if ok else 0.0,
@@ -72,9 +73,8 @@ class ToyEnv(StateSnapshotMixin, Environment):
         target = self.state["target"]
         if target == 0:
             return 0.0
-        done = self.last_observation is not None and bool(self.last_observation.info.get("success"))
         pos = self.state["pos"]
-        if done:
+        if self.state.get("solved"):
             return 1.0
         if (pos > 0) != (target > 0):
             return 0.0

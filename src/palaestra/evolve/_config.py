@@ -34,6 +34,7 @@ RL_LOOP_FIELDS = (
     "n",
     "start",
     "difficulty",
+    "params",
     "prompt",
     "max_turns",
     "max_new_tokens",

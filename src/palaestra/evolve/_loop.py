@@ -767,8 +767,10 @@ def train_arm(loop: Loop, it: int, arm: str, start: ArmState, data: DataResult |
 def rl_arm(loop: Loop, it: int, plan: PlanResult, model: str) -> RLResult:
     """Online RL (``train_rl``) of ``model`` on the iteration's curriculum tasks.
 
-    A half-trained RL stage is retrained from ``model``; its episodes (every one the RL
-    steps played, ``<stage>/model/episodes``) feed the next curriculum.
+    A half-trained RL stage continues from its last ``train_rl`` checkpoint (the folder
+    is kept; episodes played after that checkpoint stay stored, marked
+    ``rl_discarded``, and count nowhere); its episodes (``<stage>/model/episodes``)
+    feed the next curriculum.
     """
     from palaestra.train import train_rl
 
@@ -780,7 +782,8 @@ def rl_arm(loop: Loop, it: int, plan: PlanResult, model: str) -> RLResult:
         episodes = f / "model" / "episodes"
         steps = max([int(h.get("step", 0)) for h in meta.log_history] + [0]) or config.max_steps
         losses = [h["loss"] for h in meta.log_history if "loss" in h]
-        stats = rl_stats(config.algorithm, meta.log_history, _episodes(episodes), len(tasks), steps)
+        played = _kept_episodes(episodes)
+        stats = rl_stats(config.algorithm, meta.log_history, played, len(tasks), steps)
         return RLResult(
             model=_full_model(meta, f),
             rows=len(tasks),
@@ -792,7 +795,13 @@ def rl_arm(loop: Loop, it: int, plan: PlanResult, model: str) -> RLResult:
             stats=stats,
         )
 
-    return loop.stage(f"iter-{it}/rl/rl", RLResult, run, fresh=True)
+    # Not fresh: a rerun resumes train_rl from its checkpoint in the same folder.
+    return loop.stage(f"iter-{it}/rl/rl", RLResult, run)
+
+
+def _kept_episodes(run_dir: str | Path) -> list[Any]:
+    """A run's episodes without those a resumed RL run discarded (played after its checkpoint)."""
+    return [ep for ep in _episodes(run_dir) if not ep.metadata.get("rl_discarded")]
 
 
 def next_curriculum(
@@ -801,7 +810,7 @@ def next_curriculum(
     """The next iteration's cells, from how the improving arm did on this one's tasks:
     its exploration rollouts and, for the rl arm, every episode its RL steps played."""
     runs = ([explored.run] if explored else []) + ([rl.episodes] if rl else [])
-    played = [ep for run in runs for ep in _episodes(run)]
+    played = [ep for run in runs for ep in _kept_episodes(run)]
     assessed = assess([Cell.model_validate(c) for c in plan.plan["cells"]], played)
     config = loop.config.curriculum
     cells, notes = next_cells(assessed, config) if config.enabled else (assessed, [])

@@ -185,8 +185,9 @@ def trainer_args(config: TrainRunConfig, out_dir: Path) -> dict[str, Any]:
         "use_cpu": not cuda,
         "dataloader_num_workers": 0,
     }
-    if config.gradient_checkpointing:  # the key alone draws a deprecation warning in transformers 5
-        args["gradient_checkpointing"] = True
+    # Always given: TRL's configs turn checkpointing on by default, which recomputes every
+    # activation in the backward pass; transformers 5's name (the old one draws a warning).
+    args["activation_checkpointing"] = config.gradient_checkpointing
     return args
 
 

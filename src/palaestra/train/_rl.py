@@ -494,8 +494,6 @@ def grpo_args(config: RLRunConfig, out_dir: Path) -> dict[str, Any]:
         mask_truncated_completions=config.mask_truncated,
         scale_rewards="group" if config.algorithm == "grpo" else "none",
         temperature=config.temperature,
-        # GRPOConfig turns it on by default; the shared setting decides, as for SFT and DPO.
-        gradient_checkpointing=config.gradient_checkpointing,
         reward_weights=reward_functions(config)[1],
     )
     if config.save_steps:
@@ -546,7 +544,14 @@ def build_rl_trainer(
     base_path = resolve_model_path(model_id)
     model, tokenizer = load_base(base_path)
     if task_list is None:
-        task_list = tasks(config.env, config.split, config.n, config.difficulty, start=config.start)
+        task_list = tasks(
+            config.env,
+            config.split,
+            config.n,
+            config.difficulty,
+            start=config.start,
+            **config.params,
+        )
     rollout = EngineRollout(
         config, task_list, tokenizer, store=store, envs=envs, model_id=str(model_id)
     )

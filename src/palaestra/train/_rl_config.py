@@ -43,6 +43,11 @@ class RLRunConfig(TrainRunConfig):
     difficulty: Difficulty | None = Field(
         default=None, description="easy, medium or hard; default cycles through all three."
     )
+    params: dict[str, Any] = Field(
+        default_factory=dict[str, Any],
+        description="Task generator params of the environment (e.g. maze-v1 {goal: go_to, "
+        "distractors: 0}; see `palaestra envs show ID`).",
+    )
     # ---- the agent that plays the episodes (as in `palaestra rollout`)
     agent: str = Field(
         default="react", description="Agent id (a model-driven chat agent: react, reflexion)."

@@ -239,7 +239,14 @@ def build_tool_trainer(
     base_path = resolve_model_path(model_id)
     model, tokenizer = load_base(base_path)
     if task_list is None:
-        task_list = tasks(config.env, config.split, config.n, config.difficulty, start=config.start)
+        task_list = tasks(
+            config.env,
+            config.split,
+            config.n,
+            config.difficulty,
+            start=config.start,
+            **config.params,
+        )
     build = envs or (lambda: make(config.env))
     probe = build()
     try:
