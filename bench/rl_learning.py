@@ -17,7 +17,7 @@ RL throughput (episodes/s, steps/s) comes from the RL run's logged metrics.
 Stages resume like ``evolve``'s: re-run the command to continue.
 
 Results: a table on stdout, ``OUT/rl_learning.md`` and
-``bench/results/rl_learning.json``.
+``bench/results/rl_learning.json`` (``rl_learning-seedN.json`` with ``--seed N``).
 
     python bench/rl_learning.py configs/rl-learning.yaml --out runs/rl-learning
     python bench/rl_learning.py configs/rl-learning.yaml --out runs/rl-l --seed 1 --lr 1e-4
@@ -71,8 +71,9 @@ def main() -> None:
     except ValueError as e:
         p.error(str(e))
     Console().print(result["table"])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1, default=str))
+    path = RESULTS if args.seed is None else RESULTS.with_stem(f"{RESULTS.stem}-seed{args.seed}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, default=str))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

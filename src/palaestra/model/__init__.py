@@ -23,6 +23,7 @@ from palaestra.model._core import (
     ModelError,
     Role,
     apply_stop,
+    completion_from_tokens,
 )
 from palaestra.model._pretrain import (
     PretrainCard,
@@ -87,6 +88,7 @@ __all__ = [
     "ScriptedModel",
     "apply_stop",
     "build_tiny",
+    "completion_from_tokens",
     "gemma_path",
     "get_model",
     "load_pretrain_card",

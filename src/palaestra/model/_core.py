@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -137,3 +137,46 @@ def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` at the first stop string. Returns the text and whether a stop was hit."""
     cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def completion_from_tokens(
+    tokens: Sequence[int],
+    *,
+    decode: Callable[[Sequence[int]], str],
+    eos_ids: Collection[int],
+    stop: Sequence[str],
+    prompt_tokens: int,
+    logprobs: Sequence[float] | None = None,
+    want_logprobs: bool = False,
+) -> Completion:
+    """The :class:`Completion` of sampled ``tokens``, as every local backend cuts it.
+
+    The text stops before the first end-of-sequence token (``eos_ids``) or at the
+    first stop string; the token ids (and log-probs, when asked) keep the tokens
+    that ended it, which is what a trainer scores. A stop string ends at the fewest
+    tokens whose decoded text contains it (binary search over ``decode``).
+    """
+    tokens = list(tokens)
+    end = next((j + 1 for j, t in enumerate(tokens) if t in eos_ids), None)
+    hit_eos = end is not None
+    body = tokens[: end - 1] if end is not None else tokens
+    text, stopped = apply_stop(decode(body), stop)
+    if stopped:
+        lo, hi = 1, len(body)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if apply_stop(decode(body[:mid]), stop)[1]:
+                hi = mid
+            else:
+                lo = mid + 1
+        end = hi
+    elif end is None:
+        end = len(tokens)
+    return Completion(
+        text=text,
+        finish_reason="stop" if stopped or hit_eos else "length",
+        prompt_tokens=prompt_tokens,
+        completion_tokens=end,
+        token_ids=tokens[:end] if want_logprobs else None,
+        logprobs=list(logprobs[:end]) if want_logprobs and logprobs is not None else None,
+    )

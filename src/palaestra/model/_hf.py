@@ -57,7 +57,7 @@ from palaestra.model._core import (
     GenerationConfig,
     Model,
     ModelError,
-    apply_stop,
+    completion_from_tokens,
 )
 from palaestra.model._templates import resolve_template
 
@@ -468,33 +468,15 @@ class HFModel(Model):
         stop: list[str],
         want_logprobs: bool,
     ) -> Completion:
-        end = next((j + 1 for j, t in enumerate(tokens) if t in self.eos_ids), None)
-        hit_eos = end is not None
-        body = tokens[: end - 1] if end is not None else tokens
-        text, stopped = apply_stop(self._decode(body), stop)
-        if stopped:
-            end = self._stop_end(body, stop)
-        elif end is None:
-            end = len(tokens)
-        return Completion(
-            text=text,
-            finish_reason="stop" if stopped or hit_eos else "length",
+        return completion_from_tokens(
+            tokens,
+            decode=self._decode,
+            eos_ids=self.eos_ids,
+            stop=stop,
             prompt_tokens=prompt_tokens,
-            completion_tokens=end,
-            token_ids=tokens[:end] if want_logprobs else None,
-            logprobs=logprobs[:end] if want_logprobs and logprobs is not None else None,
+            logprobs=logprobs,
+            want_logprobs=want_logprobs,
         )
-
-    def _stop_end(self, body: list[int], stop: list[str]) -> int:
-        """The fewest tokens of ``body`` whose text contains a stop string (binary search)."""
-        lo, hi = 1, len(body)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if apply_stop(self._decode(body[:mid]), stop)[1]:
-                hi = mid
-            else:
-                lo = mid + 1
-        return hi
 
     def close(self) -> None:
         """Drop the weights (the model is unusable afterwards)."""

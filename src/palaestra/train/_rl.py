@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from palaestra._config import config_changes, refuse_changes
-from palaestra.env import Environment, Task, make, tasks
+from palaestra.env import Environment, Task, make
 from palaestra.model import HFModel, Model
 from palaestra.rollout import Limits, RolloutEngine, RunSettings, build_agent
 from palaestra.train._common import (
@@ -62,7 +62,7 @@ from palaestra.train._common import (
     sft_chat_template,
     trainer_args,
 )
-from palaestra.train._rl_config import RLRunConfig
+from palaestra.train._rl_config import RLRunConfig, config_tasks
 from palaestra.train._rl_episodes import (
     RecordingAgent,
     TurnRecorder,
@@ -544,14 +544,7 @@ def build_rl_trainer(
     base_path = resolve_model_path(model_id)
     model, tokenizer = load_base(base_path)
     if task_list is None:
-        task_list = tasks(
-            config.env,
-            config.split,
-            config.n,
-            config.difficulty,
-            start=config.start,
-            **config.params,
-        )
+        task_list = config_tasks(config)
     rollout = EngineRollout(
         config, task_list, tokenizer, store=store, envs=envs, model_id=str(model_id)
     )

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from palaestra._config import load_config as load_config_file
 from palaestra.agent import PromptStyle
-from palaestra.env import Difficulty, Split
+from palaestra.env import Difficulty, Split, Task, tasks
 from palaestra.train._config import TrainRunConfig
 
 
@@ -159,6 +159,13 @@ class RLRunConfig(TrainRunConfig):
         if self.orm_weight and self.orm is None:
             raise ValueError("orm_weight is set but no --orm folder is given")
         return self
+
+
+def config_tasks(config: RLRunConfig) -> list[Task]:
+    """The tasks a config names: ``n`` tasks of ``env`` from seed ``start`` with its params."""
+    return tasks(
+        config.env, config.split, config.n, config.difficulty, start=config.start, **config.params
+    )
 
 
 def load_rl_config(path: str | Path | None = None, **overrides: Any) -> RLRunConfig:

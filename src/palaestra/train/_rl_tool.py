@@ -39,7 +39,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
-from palaestra.env import Environment, Task, make, tasks
+from palaestra.env import Environment, Task, make
 from palaestra.env.adapters.trl import (
     PalaestraTRLEnv,
     dataset_of_tasks,
@@ -48,7 +48,7 @@ from palaestra.env.adapters.trl import (
 )
 from palaestra.model import tool_template_for
 from palaestra.train._common import load_base, lora_config, resolve_model_path
-from palaestra.train._rl_config import RLRunConfig
+from palaestra.train._rl_config import RLRunConfig, config_tasks
 
 #: The adapter's one tool.
 TOOL_NAME = "act"
@@ -239,14 +239,7 @@ def build_tool_trainer(
     base_path = resolve_model_path(model_id)
     model, tokenizer = load_base(base_path)
     if task_list is None:
-        task_list = tasks(
-            config.env,
-            config.split,
-            config.n,
-            config.difficulty,
-            start=config.start,
-            **config.params,
-        )
+        task_list = config_tasks(config)
     build = envs or (lambda: make(config.env))
     probe = build()
     try:

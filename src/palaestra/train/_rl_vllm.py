@@ -48,7 +48,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from palaestra.model import Completion, Conversation, GenerationConfig, Model, apply_stop
+from palaestra.model import (
+    Completion,
+    Conversation,
+    GenerationConfig,
+    Model,
+    completion_from_tokens,
+)
 
 
 @dataclass(frozen=True)
@@ -317,33 +323,13 @@ class VLLMPolicy(Model):
     ) -> Completion:
         # As HFModel: the text stops before the end-of-sequence token or a stop string; the
         # token ids keep the tokens that ended it (what a trainer scores).
-        tokens = sample.token_ids
-        end = next((j + 1 for j, t in enumerate(tokens) if t in self.eos_ids), None)
-        hit_eos = end is not None
-        body = tokens[: end - 1] if end is not None else tokens
         with self._lock:
-            text, stopped = apply_stop(self._decode(body), stop)
-            if stopped:
-                end = self._stop_end(body, stop)
-        if end is None:
-            end = len(tokens)
-        logprobs = sample.logprobs
-        return Completion(
-            text=text,
-            finish_reason="stop" if stopped or hit_eos else "length",
-            prompt_tokens=prompt_tokens,
-            completion_tokens=end,
-            token_ids=tokens[:end] if want_logprobs else None,
-            logprobs=logprobs[:end] if want_logprobs and logprobs is not None else None,
-        )
-
-    def _stop_end(self, body: list[int], stop: list[str]) -> int:
-        """The fewest tokens of ``body`` whose text contains a stop string (binary search)."""
-        lo, hi = 1, len(body)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if apply_stop(self._decode(body[:mid]), stop)[1]:
-                hi = mid
-            else:
-                lo = mid + 1
-        return hi
+            return completion_from_tokens(
+                sample.token_ids,
+                decode=self._decode,
+                eos_ids=self.eos_ids,
+                stop=stop,
+                prompt_tokens=prompt_tokens,
+                logprobs=sample.logprobs,
+                want_logprobs=want_logprobs,
+            )
