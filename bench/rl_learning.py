@@ -19,8 +19,8 @@ Stages resume like ``evolve``'s: re-run the command to continue.
 Results: a table on stdout, ``OUT/rl_learning.md`` and
 ``bench/results/rl_learning.json`` (``rl_learning-seedN.json`` with ``--seed N``).
 
-    python bench/rl_learning.py configs/rl-learning.yaml --out runs/rl-learning
-    python bench/rl_learning.py configs/rl-learning.yaml --out runs/rl-l --seed 1 --lr 1e-4
+    python bench/rl_learning.py configs/evolve-rl-learning.yaml --out runs/rl-learning
+    python bench/rl_learning.py configs/evolve-rl-learning.yaml --out runs/rl-l --seed 1 --lr 1e-4
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The RL learning check (issue 18's acceptance), slow tier: ``pytest -m slow tests/train/test_rl_learning.py``.
 
-Runs ``bench/rl_learning.py`` on ``configs/rl-learning.yaml``: a ``tiny`` base SFT'd
+Runs ``bench/rl_learning.py`` on ``configs/evolve-rl-learning.yaml``: a ``tiny`` base SFT'd
 for 60 steps on maze-v1 go_to (partial held-in success), then the same number of
 optimizer steps of GRPO (``rl``) or of continued SFT on expert data (``sft``, the
 control), each evaluated greedily on the same 100 unseen test tasks. RL must raise
@@ -47,7 +47,7 @@ def _bench() -> Any:
 @pytest.mark.timeout(3600)
 def test_rl_raises_heldin_success_beyond_the_base_ci(tmp_path: Path) -> None:
     args = argparse.Namespace(
-        config=str(ROOT / "configs" / "rl-learning.yaml"), out=tmp_path / "run", **SETTINGS
+        config=str(ROOT / "configs" / "evolve-rl-learning.yaml"), out=tmp_path / "run", **SETTINGS
     )
     result = _bench().run(args)
     print(result["table"])
