@@ -363,16 +363,21 @@ def _train(
 
     fn = train_dpo if dpo else train_sft
     meta = fn(model_id, data, train_cfg, folder / "model")
+    return _trained(meta, folder, train_cfg.max_steps, meta.dataset_rows).model_dump()
+
+
+def _trained(meta: Any, folder: Path, max_steps: int, rows: int) -> TrainResult:
+    """What a training stage reports: the model to go on from, loss, steps and tokens."""
     losses = [h["loss"] for h in meta.log_history if "loss" in h]
     steps = max([int(h.get("step", 0)) for h in meta.log_history] + [0])
-    return {
-        "model": _full_model(meta, folder),
-        "rows": meta.dataset_rows,
-        "loss_first": losses[0] if losses else None,
-        "loss_last": losses[-1] if losses else None,
-        "optimizer_steps": steps or train_cfg.max_steps,
-        "tokens": logged_tokens(meta.log_history),
-    }
+    return TrainResult(
+        model=_full_model(meta, folder),
+        rows=rows,
+        loss_first=losses[0] if losses else None,
+        loss_last=losses[-1] if losses else None,
+        optimizer_steps=steps or max_steps,
+        tokens=logged_tokens(meta.log_history),
+    )
 
 
 # ---- stage results --------------------------------------------------------------------------
@@ -780,20 +785,12 @@ def rl_arm(loop: Loop, it: int, plan: PlanResult, model: str) -> RLResult:
         config = rl_run_config(loop.config, it, tasks)
         meta = train_rl(model, config, f / "model", envs=env_factory(tasks), task_list=tasks)
         episodes = f / "model" / "episodes"
-        steps = max([int(h.get("step", 0)) for h in meta.log_history] + [0]) or config.max_steps
-        losses = [h["loss"] for h in meta.log_history if "loss" in h]
+        trained = _trained(meta, f, config.max_steps, len(tasks))
         played = _kept_episodes(episodes)
-        stats = rl_stats(config.algorithm, meta.log_history, played, len(tasks), steps)
-        return RLResult(
-            model=_full_model(meta, f),
-            rows=len(tasks),
-            loss_first=losses[0] if losses else None,
-            loss_last=losses[-1] if losses else None,
-            optimizer_steps=steps,
-            tokens=stats.tokens,
-            episodes=str(episodes),
-            stats=stats,
+        stats = rl_stats(
+            config.algorithm, meta.log_history, played, len(tasks), trained.optimizer_steps
         )
+        return RLResult(**trained.model_dump(), episodes=str(episodes), stats=stats)
 
     # Not fresh: a rerun resumes train_rl from its checkpoint in the same folder.
     return loop.stage(f"iter-{it}/rl/rl", RLResult, run)

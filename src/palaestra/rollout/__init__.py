@@ -14,7 +14,7 @@ from palaestra.rollout._config import (
     load_config,
     turns_field,
 )
-from palaestra.rollout._driver import OpenRun, open_run
+from palaestra.rollout._driver import OpenRun, open_run, package_versions
 from palaestra.rollout._engine import INFRA_ERRORS, Limits, RolloutEngine, RolloutStats
 from palaestra.rollout._run import rollout
 
@@ -32,6 +32,7 @@ __all__ = [
     "build_agent",
     "load_config",
     "open_run",
+    "package_versions",
     "rollout",
     "turns_field",
 ]

@@ -42,14 +42,13 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from palaestra._config import config_changes, refuse_changes
 from palaestra.env import Environment, Task, make
 from palaestra.model import HFModel, Model
-from palaestra.rollout import Limits, RolloutEngine, RunSettings, build_agent
+from palaestra.rollout import Limits, RolloutEngine, RunSettings, build_agent, package_versions
 from palaestra.train._common import (
     METADATA_FILE,
     TrainMetadata,
@@ -346,12 +345,7 @@ class EngineRollout:
 
 
 def _run_header(out: Path, model_id: str, config: RLRunConfig) -> Run:
-    packages: dict[str, str] = {}
-    for name in ("palaestra", "torch", "transformers", "trl", "peft"):
-        try:
-            packages[name] = version(name)
-        except PackageNotFoundError:
-            continue
+    packages = package_versions()
     return Run(
         run_id=out.name,
         kind="rl",
